@@ -23,7 +23,7 @@ build:
 # DeepCopy code and CRD manifests come from controller-gen (pinned by go.mod's tool line).
 generate:
 	go tool controller-gen object paths=./api/...
-	go tool controller-gen paths=./api/... output:crd:artifacts:config=config/crd
+	go tool controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd
 	@$(MAKE) --no-print-directory fmt-generated
 
 fmt-generated:
