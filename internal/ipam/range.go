@@ -163,7 +163,10 @@ func parseRange(s string) (Range, string) {
 	}
 	ip, msg := parseHost(s)
 	if msg != "" {
-		return Range{}, msg + "; " + syntaxHint
+		if _, err := netip.ParseAddr(s); err != nil {
+			msg += "; " + syntaxHint // not even an address: say what would be
+		}
+		return Range{}, msg
 	}
 	return Range{ip, ip}, ""
 }

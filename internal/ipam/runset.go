@@ -1,6 +1,9 @@
 package ipam
 
-import "slices"
+import (
+	"slices"
+	"sort"
+)
 
 // runSet is an ordered set of u128 values stored as maximal runs of
 // consecutive values ([lo, hi], no two runs touching). It answers "which run
@@ -23,30 +26,15 @@ const chunkMax = 64
 // locate returns the position of the first run with hi >= x; ci ==
 // len(s.chunks) if there is none.
 func (s *runSet) locate(x u128) (ci, ri int) {
-	lo, hi := 0, len(s.chunks)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		c := s.chunks[m]
-		if c[len(c)-1].hi.cmp(x) < 0 {
-			lo = m + 1
-		} else {
-			hi = m
-		}
+	ci = sort.Search(len(s.chunks), func(i int) bool {
+		c := s.chunks[i]
+		return c[len(c)-1].hi.cmp(x) >= 0
+	})
+	if ci == len(s.chunks) {
+		return ci, 0
 	}
-	if lo == len(s.chunks) {
-		return lo, 0
-	}
-	c := s.chunks[lo]
-	i, j := 0, len(c)
-	for i < j {
-		m := int(uint(i+j) >> 1)
-		if c[m].hi.cmp(x) < 0 {
-			i = m + 1
-		} else {
-			j = m
-		}
-	}
-	return lo, i
+	c := s.chunks[ci]
+	return ci, sort.Search(len(c), func(i int) bool { return c[i].hi.cmp(x) >= 0 })
 }
 
 // containing returns the run that contains x.
