@@ -356,7 +356,7 @@ func (a *Allocator) shareable(svc *Service, ps *poolState, fam Family) (netip.Ad
 }
 
 // checkHolders checks that svc may hold ip next to its current holders.
-func (a *Allocator) checkHolders(ip netip.Addr, svc *Service) *Error {
+func (a *Allocator) checkHolders(ip netip.Addr, svc *Service) error {
 	e := a.ips[ip]
 	if e == nil {
 		return nil
@@ -384,7 +384,7 @@ func (se *svcEntry) ipOf(f Family) (netip.Addr, bool) {
 // hold records that svc holds ip (in segment g at slot), after checking
 // the one-IP-per-family and sharing rules, including svc's new sharing
 // rules against the co-holders of the IPs it already holds.
-func (a *Allocator) hold(svc *Service, ip netip.Addr, g *segment, slot u128) *Error {
+func (a *Allocator) hold(svc *Service, ip netip.Addr, g *segment, slot u128) error {
 	se := a.svcs[svc.Key]
 	if se != nil {
 		if cur, ok := se.ipOf(FamilyOf(ip)); ok && cur != ip {

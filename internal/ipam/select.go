@@ -42,7 +42,7 @@ func (p *Pool) Pinned() bool {
 // admits returns nil if the pool's pinning lets svc use it, or an error
 // saying which rule keeps it out. Namespaces and NamespaceSelector are
 // alternatives (either admits); ServiceSelector must also match.
-func (p *Pool) admits(svc *Service) *Error {
+func (p *Pool) admits(svc *Service) error {
 	ns := svc.Namespace()
 	if len(p.Namespaces) > 0 || p.NamespaceSelector != nil {
 		inList := slices.Contains(p.Namespaces, ns)

@@ -64,7 +64,7 @@ func (s *Service) scopedKey() string {
 	return "ns:" + s.Namespace() + "/" + s.SharingKey
 }
 
-func (s *Service) validate() *Error {
+func (s *Service) validate() error {
 	ns, name, ok := strings.Cut(s.Key, "/")
 	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
 		return errorf(ReasonInvalid, "service key %q is not of the form namespace/name", s.Key)
@@ -92,7 +92,7 @@ func sameSharing(a, b *Service) bool {
 
 // canShare returns nil if s may hold ip alongside h, which already holds it,
 // or an error naming h and the rule that forbids it. Both are normalized.
-func canShare(ip fmt.Stringer, h, s *Service) *Error {
+func canShare(ip fmt.Stringer, h, s *Service) error {
 	switch {
 	case h.SharingKey == "" && s.SharingKey == "":
 		return errorf(ReasonAddressInUse, "%s is already used by %s; to share it, give both services the same sharing key", ip, h.Key)
