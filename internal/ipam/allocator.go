@@ -26,12 +26,17 @@ type Allocator struct {
 type ipEntry struct {
 	seg     *segment    // the segment allocating it; nil when stranded
 	holders []*svcEntry // sorted by key
+	one     [1]*svcEntry
 }
 
 type svcEntry struct {
 	svc Service // normalized, without labels
 	ips []netip.Addr
+	two [2]netip.Addr
 }
+
+// The inline arrays back holders and ips in the common case (one holder, at
+// most one IP per family), saving two allocations per assignment.
 
 // New returns an allocator with no pools.
 func New() *Allocator {
@@ -407,6 +412,7 @@ func (a *Allocator) hold(svc *Service, ip netip.Addr, g *segment, slot u128) err
 	}
 	if se == nil {
 		se = &svcEntry{}
+		se.ips = se.two[:0]
 		a.svcs[svc.Key] = se
 	}
 	se.svc = *svc
@@ -420,6 +426,7 @@ func (a *Allocator) hold(svc *Service, ip netip.Addr, g *segment, slot u128) err
 	e := a.ips[ip]
 	if e == nil {
 		e = &ipEntry{seg: g}
+		e.holders = e.one[:0]
 		a.ips[ip] = e
 		g.used++
 		g.pool.used[fi(FamilyOf(ip))].add(slot)
