@@ -1,0 +1,422 @@
+// Package membership lets the speakers find each other and notice a dead
+// speaker fast, using hashicorp/memberlist (SWIM gossip over UDP and TCP).
+//
+// A Membership is one speaker's view: the sorted set of live members, a
+// callback for every join, update, leave and death, and a conflict report
+// when two speakers claim the same node name. Traffic is encrypted with an
+// AES key (see ParseKey) unless unencrypted operation is explicitly allowed.
+// It needs no Kubernetes API: it keeps working while the API server is down.
+package membership
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// DefaultPort is the speakers' default memberlist port (TCP and UDP). It
+// differs from MetalLB's 7946 so both can run on the same hosts during a
+// migration.
+const DefaultPort = 7947
+
+// DefaultClusterLabel is stamped on every packet; members with another label
+// (another memberlist cluster sharing the network) are ignored.
+const DefaultClusterLabel = "portico"
+
+// MaxMetaSize is the largest Meta a member may publish.
+const MaxMetaSize = memberlist.MetaMaxSize - metaHeaderLen
+
+// Config configures a Membership.
+type Config struct {
+	// NodeName is this speaker's name, unique in the cluster: the
+	// Kubernetes node name.
+	NodeName string
+	// BindAddr and BindPort are where to listen (TCP and UDP). BindAddr
+	// defaults to 0.0.0.0; BindPort 0 lets the system choose a free port
+	// (see LocalAddr), so the speaker should pass DefaultPort or its flag.
+	BindAddr string
+	BindPort int
+	// AdvertiseAddr and AdvertisePort are what other members use to reach
+	// this one; defaults: chosen from the bind address, and BindPort.
+	AdvertiseAddr string
+	AdvertisePort int
+	// SecretKey is the 16, 24 or 32 byte AES key shared by all speakers.
+	// It may be nil only when AllowUnencrypted is set.
+	SecretKey        []byte
+	AllowUnencrypted bool
+	// ClusterLabel defaults to DefaultClusterLabel.
+	ClusterLabel string
+	// Timers tune failure detection; zero fields take DefaultTimers.
+	Timers Timers
+	// Meta is published to the other members with this member (at most
+	// MaxMetaSize bytes), for example the node's interface carrier states.
+	// Change it later with SetMeta.
+	Meta []byte
+	// Logger receives memberlist's log lines at their levels; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// OnEvent, if set, is called for every membership change, one at a
+	// time and in order, from a goroutine of the Membership (never while
+	// memberlist holds its locks, so it may call Members). It should not
+	// block for long: later events wait for it.
+	OnEvent func(Event)
+	// OnConflict, if set, is called like OnEvent when two speakers claim
+	// the same node name (reported at most once a minute per address).
+	OnConflict func(*ConflictError)
+}
+
+// Member is a live member (alive, or suspect and not yet declared dead).
+type Member struct {
+	Name string
+	Addr netip.AddrPort
+	Meta []byte
+}
+
+// EventType is the kind of a membership change.
+type EventType int
+
+const (
+	// EventJoin: a member joined (including this one, at start).
+	EventJoin EventType = iota + 1
+	// EventUpdate: a member's Meta or address changed.
+	EventUpdate
+	// EventLeave: a member left gracefully (Leave).
+	EventLeave
+	// EventDead: a member stopped answering and was declared dead. A member
+	// whose graceful-leave notice did not reach us is also reported dead.
+	EventDead
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventJoin:
+		return "join"
+	case EventUpdate:
+		return "update"
+	case EventLeave:
+		return "leave"
+	case EventDead:
+		return "dead"
+	}
+	return fmt.Sprintf("EventType(%d)", int(t))
+}
+
+// Event is one membership change.
+type Event struct {
+	Type   EventType
+	Member Member
+	// Time is when this member learned of the change.
+	Time time.Time
+}
+
+// ConflictError reports two speakers using the same node name at different
+// addresses. memberlist keeps the member it knew first and ignores the
+// other; election then treats the name as one node, so the duplicate must
+// be fixed.
+type ConflictError struct {
+	Name string
+	// Known is the address memberlist already had for Name; Other is the
+	// newcomer's. When Local, Known is this speaker's own address.
+	Known, Other netip.AddrPort
+	// Local reports that this speaker is one of the two.
+	Local bool
+}
+
+func (e *ConflictError) Error() string {
+	who := fmt.Sprintf("two speakers claim node name %q: %s (known) and %s (refused)", e.Name, e.Known, e.Other)
+	if e.Local {
+		who = fmt.Sprintf("another speaker at %s uses this speaker's node name %q (this speaker is at %s)",
+			e.Other, e.Name, e.Known)
+	}
+	return "memberlist: " + who + "; every speaker needs a unique node name: " +
+		"check --node-name / NODE_NAME and look for a second speaker process on that node"
+}
+
+// Membership is this speaker's memberlist. Its methods are safe for
+// concurrent use.
+type Membership struct {
+	list     *memberlist.Memberlist
+	name     string
+	log      *slog.Logger
+	timers   Timers
+	onEvent  func(Event)
+	onClash  func(*ConflictError)
+	changes  chan struct{}
+	dispatch *dispatcher
+
+	metaMu  sync.Mutex
+	meta    []byte // user meta
+	leaving bool
+
+	mu        sync.Mutex
+	members   map[string]Member
+	leavers   map[string]bool      // members that announced a graceful leave
+	reported  map[string]time.Time // conflict reports, for rate limiting
+	conflicts int                  // local conflicts seen
+	lastLocal *ConflictError
+	shutdown  bool
+}
+
+// New validates cfg and starts listening. The Membership is alone until
+// Join.
+func New(cfg Config) (*Membership, error) {
+	if cfg.NodeName == "" {
+		return nil, errors.New("membership: NodeName is empty")
+	}
+	if err := checkKey(cfg.SecretKey, cfg.AllowUnencrypted); err != nil {
+		return nil, err
+	}
+	if err := cfg.Timers.Validate(); err != nil {
+		return nil, err
+	}
+	if len(cfg.Meta) > MaxMetaSize {
+		return nil, fmt.Errorf("membership: Meta is %d bytes, at most %d allowed", len(cfg.Meta), MaxMetaSize)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("node", cfg.NodeName)
+	m := &Membership{
+		name:     cfg.NodeName,
+		log:      logger,
+		timers:   cfg.Timers.withDefaults(),
+		onEvent:  cfg.OnEvent,
+		onClash:  cfg.OnConflict,
+		changes:  make(chan struct{}, 1),
+		dispatch: newDispatcher(),
+		meta:     slices.Clone(cfg.Meta),
+		members:  make(map[string]Member),
+		leavers:  make(map[string]bool),
+		reported: make(map[string]time.Time),
+	}
+	mlc := m.memberlistConfig(cfg)
+	list, err := memberlist.Create(mlc)
+	if err != nil {
+		m.dispatch.stop()
+		return nil, fmt.Errorf("membership: start memberlist on %s: %w",
+			net.JoinHostPort(mlc.BindAddr, fmt.Sprint(mlc.BindPort)), err)
+	}
+	m.list = list
+	return m, nil
+}
+
+func (m *Membership) memberlistConfig(cfg Config) *memberlist.Config {
+	t := m.timers
+	c := memberlist.DefaultLANConfig()
+	c.Name = cfg.NodeName
+	c.BindAddr = cmpOr(cfg.BindAddr, "0.0.0.0")
+	c.BindPort = cfg.BindPort
+	c.AdvertiseAddr = cfg.AdvertiseAddr
+	c.AdvertisePort = cmpOr(cfg.AdvertisePort, cfg.BindPort)
+	c.Label = cmpOr(cfg.ClusterLabel, DefaultClusterLabel)
+	c.SecretKey = slices.Clone(cfg.SecretKey)
+
+	c.ProbeInterval = t.ProbeInterval
+	c.ProbeTimeout = t.ProbeTimeout
+	c.SuspicionMult = t.SuspicionMult
+	c.SuspicionMaxTimeoutMult = t.SuspicionMaxTimeoutMult
+	c.IndirectChecks = t.IndirectChecks
+	c.GossipInterval = t.GossipInterval
+	c.GossipNodes = t.GossipNodes
+	c.RetransmitMult = t.RetransmitMult
+	c.PushPullInterval = t.PushPullInterval
+	c.GossipToTheDeadTime = t.GossipToTheDeadTime
+	c.DeadNodeReclaimTime = t.DeadNodeReclaimTime
+	c.TCPTimeout = t.TCPTimeout
+
+	c.Logger = newStdLogger(m.log)
+	d := &delegate{m}
+	c.Delegate = d
+	c.Events = d
+	c.Conflict = d
+	return c
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Join contacts the given members ("host:port"; a host alone means
+// DefaultPort) and syncs state with them. It succeeds if any answered. An
+// empty list is not an error: this speaker starts a cluster of its own and
+// others may join it. If another speaker turns out to use this speaker's
+// node name, Join returns a *ConflictError.
+func (m *Membership) Join(addrs []string) error {
+	var targets []string
+	for _, a := range addrs {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			a = net.JoinHostPort(strings.Trim(a, "[]"), fmt.Sprint(DefaultPort))
+		}
+		targets = append(targets, a)
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	m.mu.Lock()
+	before := m.conflicts
+	m.mu.Unlock()
+	n, err := m.list.Join(targets)
+	if err != nil {
+		hint := ""
+		if strings.Contains(err.Error(), "crypt") {
+			hint = " (every speaker must use the same memberlist secret key)"
+		}
+		return fmt.Errorf("membership: joined %d of %d members (%s)%s: %w",
+			n, len(targets), strings.Join(targets, ", "), hint, flatten(err))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conflicts != before {
+		return m.lastLocal
+	}
+	return nil
+}
+
+// Members returns the live members, this one included, sorted by name.
+func (m *Membership) Members() []Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Member, 0, len(m.members))
+	for _, mem := range m.members {
+		mem.Meta = slices.Clone(mem.Meta)
+		out = append(out, mem)
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// MemberNames returns the names of the live members, sorted.
+func (m *Membership) MemberNames() []string {
+	var names []string
+	for _, mem := range m.Members() {
+		names = append(names, mem.Name)
+	}
+	return names
+}
+
+// Changes returns a channel that receives a value after membership
+// changes. Several changes may be coalesced into one value: read Members
+// after each.
+func (m *Membership) Changes() <-chan struct{} { return m.changes }
+
+// LocalAddr is the address other members reach this one at.
+func (m *Membership) LocalAddr() netip.AddrPort {
+	return addrPort(m.list.LocalNode())
+}
+
+// Timers returns the effective timers, defaults applied.
+func (m *Membership) Timers() Timers { return m.timers }
+
+// SetMeta publishes new metadata for this member and waits up to timeout
+// for the update to be gossiped.
+func (m *Membership) SetMeta(meta []byte, timeout time.Duration) error {
+	if len(meta) > MaxMetaSize {
+		return fmt.Errorf("membership: Meta is %d bytes, at most %d allowed", len(meta), MaxMetaSize)
+	}
+	m.metaMu.Lock()
+	m.meta = slices.Clone(meta)
+	m.metaMu.Unlock()
+	if err := m.checkRunning(); err != nil {
+		return err
+	}
+	return m.list.UpdateNode(timeout)
+}
+
+// Leave tells the other members that this one is leaving on purpose, so
+// they report EventLeave rather than EventDead, and waits up to timeout
+// for each of the two broadcasts (the leaving mark, then the leave). Call
+// Shutdown afterwards.
+func (m *Membership) Leave(timeout time.Duration) error {
+	if err := m.checkRunning(); err != nil {
+		return err
+	}
+	m.metaMu.Lock()
+	m.leaving = true
+	m.metaMu.Unlock()
+	if err := m.list.UpdateNode(timeout); err != nil {
+		m.log.Debug("leave: announcing the leave mark", "error", err)
+	}
+	if err := m.list.Leave(timeout); err != nil {
+		return fmt.Errorf("membership: leave: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops this member without telling the others, who will declare
+// it dead: what a crash looks like to them. No callback runs after Shutdown
+// returns. It is safe to call more than once, but not from a callback.
+func (m *Membership) Shutdown() error {
+	m.mu.Lock()
+	already := m.shutdown
+	m.shutdown = true
+	m.mu.Unlock()
+	if already {
+		return nil
+	}
+	err := m.list.Shutdown()
+	m.dispatch.stop()
+	return err
+}
+
+func (m *Membership) checkRunning() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.shutdown {
+		return errors.New("membership: already shut down")
+	}
+	return nil
+}
+
+func (m *Membership) notify(ev Event) {
+	select {
+	case m.changes <- struct{}{}:
+	default:
+	}
+	if m.onEvent != nil {
+		m.dispatch.do(func() { m.onEvent(ev) })
+	}
+}
+
+// flatten turns memberlist's multi-line multierror into one line, keeping
+// the errors wrapped.
+func flatten(err error) error {
+	var multi interface{ WrappedErrors() []error }
+	if !errors.As(err, &multi) {
+		return err
+	}
+	errs := multi.WrappedErrors()
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return &joinError{msg: strings.Join(msgs, "; "), errs: errs}
+}
+
+type joinError struct {
+	msg  string
+	errs []error
+}
+
+func (e *joinError) Error() string   { return e.msg }
+func (e *joinError) Unwrap() []error { return e.errs }
+
+func addrPort(n *memberlist.Node) netip.AddrPort {
+	ip, _ := netip.AddrFromSlice(n.Addr)
+	return netip.AddrPortFrom(ip.Unmap(), n.Port)
+}
