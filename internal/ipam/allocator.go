@@ -326,6 +326,32 @@ func (a *Allocator) Allocate(svc Service, pool string, fam Family) (netip.Addr, 
 	return ip, a.hold(&svc, ip, g, slot)
 }
 
+// AllocateAny tries Allocate on each pool in order (as returned by
+// SelectPools) and returns the first IP it gets and its pool. If no pool
+// gives one, the error gives every pool's reason, and its Reason is
+// PoolExhausted if any pool was merely full.
+func (a *Allocator) AllocateAny(svc Service, pools []string, fam Family) (netip.Addr, string, error) {
+	var msgs []string
+	reason := ReasonNotAllowed
+	for _, p := range pools {
+		got, err := a.Allocate(svc, p, fam)
+		if err == nil {
+			return got, p, nil
+		}
+		if len(pools) == 1 {
+			return netip.Addr{}, "", err
+		}
+		if r := ReasonOf(err); r == ReasonPoolExhausted || (r != "" && len(msgs) == 0) {
+			reason = r
+		}
+		msgs = append(msgs, err.Error())
+	}
+	if len(pools) == 0 {
+		return netip.Addr{}, "", errorf(ReasonNotAllowed, "no address pool is available to %s", svc.Key)
+	}
+	return netip.Addr{}, "", errorf(reason, "no pool has a free %s address for %s: %s", fam, svc.Key, strings.Join(msgs, "; "))
+}
+
 func (a *Allocator) exhausted(ps *poolState, fam Family) *Error {
 	switch {
 	case !ps.hasFamily(fam):

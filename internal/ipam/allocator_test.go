@@ -522,3 +522,18 @@ func checkInvariants(t *testing.T, a *Allocator, step int) {
 		}
 	}
 }
+
+func TestAllocateAny(t *testing.T) {
+	a := newAlloc(t, mkPool(t, "full", 0, "192.0.2.1"), mkPool(t, "v6", 0, "2001:db8::/64"), mkPool(t, "free", 0, "198.51.100.0/24"))
+	mustAllocate(t, a, Service{Key: "ns/first"}, "full", IPv4)
+	got, pool, err := a.AllocateAny(Service{Key: "ns/s"}, []string{"full", "v6", "free"}, IPv4)
+	if err != nil || got != ip("198.51.100.0") || pool != "free" {
+		t.Errorf("AllocateAny = %s, %s, %v", got, pool, err)
+	}
+	_, _, err = a.AllocateAny(Service{Key: "ns/t"}, []string{"full", "v6"}, IPv4)
+	wantErr(t, "none free", err, `no pool has a free IPv4 address for ns/t: pool "full" has no free IPv4 address; pool "v6" has no IPv4 addresses`, ReasonPoolExhausted)
+	_, _, err = a.AllocateAny(Service{Key: "ns/t"}, []string{"v6"}, IPv4)
+	wantErr(t, "one pool", err, `pool "v6" has no IPv4 addresses`, ReasonNoFamily)
+	_, _, err = a.AllocateAny(Service{Key: "ns/t"}, nil, IPv4)
+	wantErr(t, "no pools", err, `no address pool is available to ns/t`, ReasonNotAllowed)
+}
