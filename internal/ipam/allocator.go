@@ -127,7 +127,6 @@ func (a *Allocator) SetPools(pools []Pool) (UpdateResult, error) {
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	old := a.pools
 	a.pools, a.sorted, a.index = newPools, sorted, index
 	var res UpdateResult
 	res.Overlaps = overlaps
@@ -149,7 +148,7 @@ func (a *Allocator) SetPools(pools []Pool) (UpdateResult, error) {
 		for _, h := range e.holders {
 			switch {
 			case !ok:
-				res.Stranded = append(res.Stranded, Stranded{h.svc.Key, ip, a.strandedReason(ip, from, old)})
+				res.Stranded = append(res.Stranded, Stranded{h.svc.Key, ip, a.strandedReason(ip, from)})
 			case from != "" && from != g.pool.Name:
 				res.Moved = append(res.Moved, Moved{h.svc.Key, ip, from, g.pool.Name})
 			}
@@ -218,7 +217,7 @@ func (a *Allocator) unallocatable(ip netip.Addr) *Error {
 	return errorf(ReasonNotInPool, "%s is not in any pool", ip)
 }
 
-func (a *Allocator) strandedReason(ip netip.Addr, from string, old map[string]*poolState) string {
+func (a *Allocator) strandedReason(ip netip.Addr, from string) string {
 	if e := a.unallocatable(ip); e.Reason != ReasonNotInPool {
 		return e.Message
 	}
