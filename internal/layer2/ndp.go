@@ -111,6 +111,11 @@ func openNDP(ifi *net.Interface) (*ndpConn, error) {
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
 			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX, ifi.Index)
+			if serr == nil {
+				// Advertisements are sent from the owned IP itself, which
+				// need not be local to the node.
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+			}
 		}); err != nil {
 			return err
 		}
@@ -190,12 +195,15 @@ func (c *ndpConn) serve(r *responder) error {
 		}
 		r.handle(func(owned func(netip.Addr) bool) (decision, error) {
 			return decideNDP(buf[:n], src, cm.HopLimit, c.ifi.HardwareAddr, owned)
-		}, func(d decision) error { return c.write(d.reply, d.dstIP) })
+		}, func(d decision) error { return c.write(d.reply, d.target, d.dstIP) })
 	}
 }
 
-func (c *ndpConn) write(b []byte, dst netip.Addr) error {
-	cm := &ipv6.ControlMessage{HopLimit: ndp.HopLimit, IfIndex: c.ifi.Index}
+// write sends an advertisement for ip to dst. Its source address is ip, as
+// Linux does for its own addresses: some hosts and tools (ndisc6) match an
+// advertisement for a global address only when it comes from that address.
+func (c *ndpConn) write(b []byte, ip, dst netip.Addr) error {
+	cm := &ipv6.ControlMessage{HopLimit: ndp.HopLimit, IfIndex: c.ifi.Index, Src: ip.AsSlice()}
 	_, err := c.pc.WriteTo(b, cm, &net.IPAddr{IP: dst.AsSlice(), Zone: c.ifi.Name})
 	return err
 }
@@ -206,7 +214,7 @@ func (c *ndpConn) announce(ip netip.Addr) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := c.write(b, allNodes); err != nil {
+	if err := c.write(b, ip, allNodes); err != nil {
 		return 0, err
 	}
 	return 1, nil
