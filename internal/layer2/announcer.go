@@ -10,6 +10,7 @@
 package layer2
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -118,9 +119,10 @@ func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
 
 	// Removals first, so nothing is answered after return that is not owned.
 	for k, r := range a.resp {
-		if r.failed() {
-			// The socket broke (interface deleted?): start over, which
-			// reopens it below and announces its IPs again.
+		if r.failed() || r.stale() {
+			// The socket broke, or the interface was deleted, recreated or
+			// given a new MAC: start over, which reopens it below and
+			// announces its IPs again.
 			a.closeResponder(k, r)
 			continue
 		}
@@ -245,7 +247,7 @@ func (a *Announcer) openResponder(k respKey) (*responder, error) {
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("interface has no Ethernet address")
 	}
-	r := &responder{key: k, m: a.m, log: a.log, ips: map[netip.Addr]context.CancelFunc{}, done: make(chan struct{})}
+	r := &responder{key: k, ifi: ifi, m: a.m, log: a.log, ips: map[netip.Addr]context.CancelFunc{}, done: make(chan struct{})}
 	if k.v6 {
 		c, err := openNDP(ifi)
 		if err != nil {
@@ -335,6 +337,7 @@ type conn interface {
 // responder answers for the owned IPs of one address family on one interface.
 type responder struct {
 	key  respKey
+	ifi  *net.Interface // as it was when the socket was opened
 	conn conn
 	ndp  *ndpConn // for multicast groups, when key.v6
 	m    *Metrics
@@ -382,6 +385,13 @@ func (r *responder) handle(decide func(owned func(netip.Addr) bool) (decision, e
 		r.m.Malformed.Add(1)
 		r.log.Debug("ignoring "+kind+" packet", "interface", r.key.ifname, "error", err)
 	}
+}
+
+// stale reports whether r's interface is gone or is no longer the one its
+// socket was opened on (same name, new index or MAC).
+func (r *responder) stale() bool {
+	ifi, err := net.InterfaceByName(r.key.ifname)
+	return err != nil || ifi.Index != r.ifi.Index || !bytes.Equal(ifi.HardwareAddr, r.ifi.HardwareAddr)
 }
 
 func (r *responder) failed() bool {

@@ -1,7 +1,10 @@
 package layer2
 
 import (
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os/exec"
 	"regexp"
@@ -28,6 +31,20 @@ func newLab(t *testing.T, cfg Config) *lab {
 	t.Helper()
 	netnstest.Require(t, "arping", "ndisc6")
 	l := &lab{node: netnstest.New(t, "l2node"), client: netnstest.New(t, "l2client")}
+	l.wire(t)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	l.a = New(cfg)
+	t.Cleanup(func() { l.a.Close() })
+	return l
+}
+
+// wire connects node and client with a veth pair, eth0 on both sides: node
+// 192.0.2.1 and 2001:db8::1 with MAC nodeMACStr, client 192.0.2.2 and
+// 2001:db8::2.
+func (l *lab) wire(t *testing.T) {
+	t.Helper()
 	netnstest.Veth(t, l.node, "eth0", l.client, "eth0")
 	l.node.Run(t, "ip", "link", "set", "eth0", "address", nodeMACStr)
 	for ns, host := range map[*netnstest.NS]string{l.node: "1", l.client: "2"} {
@@ -35,12 +52,6 @@ func newLab(t *testing.T, cfg Config) *lab {
 		ns.Run(t, "ip", "addr", "add", "2001:db8::"+host+"/64", "dev", "eth0", "nodad")
 		ns.Run(t, "ip", "link", "set", "eth0", "up")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	l.a = New(cfg)
-	t.Cleanup(func() { l.a.Close() })
-	return l
 }
 
 // setOwned calls SetOwned from inside the node namespace, where the
@@ -211,4 +222,117 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// TestAnnouncerLocalServiceIP is the lab's and kube-proxy IPVS mode's setup:
+// the service IPs are local to the node (on lo) with strict ARP, so only the
+// announcer answers, and real traffic from the client reaches the node.
+func TestAnnouncerLocalServiceIP(t *testing.T) {
+	l := newLab(t, Config{})
+	const v4, v6 = "192.0.2.100", "2001:db8::100"
+	l.node.Run(t, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2")
+	l.node.Run(t, "ip", "addr", "add", v4+"/32", "dev", "lo")
+	l.node.Run(t, "ip", "addr", "add", v6+"/128", "dev", "lo", "nodad")
+
+	if mac := l.arping(t, v4); mac != "" {
+		t.Fatalf("ARP reply from %s before the IP is owned: strict ARP not in effect", mac)
+	}
+	if mac := l.ndisc6(t, v6); mac != "" {
+		t.Fatalf("NA from %s before the IP is owned", mac)
+	}
+	if err := l.setOwned(t, map[netip.Addr][]string{
+		netip.MustParseAddr(v4): {"eth0"},
+		netip.MustParseAddr(v6): {"eth0"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.client.Exec("arping", "-c", "3", "-w", "3", "-I", "eth0", v4)
+	if err != nil {
+		t.Fatalf("arping: %v: %s", err, out)
+	}
+	for _, m := range arpingReply.FindAllStringSubmatch(out, -1) {
+		if strings.ToLower(m[1]) != nodeMACStr {
+			t.Errorf("reply from %s, want only %s: %s", m[1], nodeMACStr, out)
+		}
+	}
+	if c := strings.Count(out, "reply from"); c != 3 {
+		t.Errorf("%d replies to 3 requests: %s", c, out)
+	}
+	// Real traffic: TCP from the client to a listener on the node.
+	var ln net.Listener
+	if err := l.node.Do(func() (err error) { ln, err = net.Listen("tcp", ":8080"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("node\n"))
+			c.Close()
+		}
+	}()
+	for _, ip := range []string{v4, v6} {
+		err := l.client.Do(func() error {
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, "8080"), 3*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			b, err := io.ReadAll(c)
+			if string(b) != "node\n" {
+				return fmt.Errorf("read %q, %v", b, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("TCP to %s from the client: %v", ip, err)
+		}
+	}
+
+	// Neighbour unreachability detection: the client probes its entry for
+	// the IP with unicast solicitations, which must be answered too.
+	before := l.a.Metrics().NDPAdvertisements.Load()
+	l.client.Run(t, "ip", "-6", "neigh", "change", v6, "lladdr", nodeMACStr, "dev", "eth0", "nud", "probe")
+	waitFor(t, 3*time.Second, "the client's probed entry to become reachable", func() bool {
+		return strings.Contains(l.client.Run(t, "ip", "-6", "neigh", "show", v6, "dev", "eth0"), "REACHABLE")
+	})
+	if l.a.Metrics().NDPAdvertisements.Load() == before {
+		t.Error("no advertisement counted for the unicast probe")
+	}
+}
+
+// TestAnnouncerInterfaceRecreated checks that responders survive their link
+// going down and up, and that a responder whose interface was deleted and
+// created again is reopened by the next SetOwned.
+func TestAnnouncerInterfaceRecreated(t *testing.T) {
+	l := newLab(t, Config{Announce: []time.Duration{}})
+	const v4, v6 = "192.0.2.100", "2001:db8::100"
+	owned := map[netip.Addr][]string{netip.MustParseAddr(v4): {"eth0"}, netip.MustParseAddr(v6): {"eth0"}}
+	if err := l.setOwned(t, owned); err != nil {
+		t.Fatal(err)
+	}
+	// A link that goes down and up again keeps its responders.
+	l.node.Run(t, "ip", "link", "set", "eth0", "down")
+	l.node.Run(t, "ip", "link", "set", "eth0", "up")
+	if mac := l.arping(t, v4); mac != nodeMACStr {
+		t.Errorf("ARP reply from %q after the link went down and up, want %s", mac, nodeMACStr)
+	}
+	if mac := l.ndisc6(t, v6); mac != nodeMACStr {
+		t.Errorf("NA from %q after the link went down and up, want %s", mac, nodeMACStr)
+	}
+
+	l.node.Run(t, "ip", "link", "del", "eth0")
+	l.wire(t)
+	if err := l.setOwned(t, owned); err != nil {
+		t.Fatal(err)
+	}
+	if mac := l.arping(t, v4); mac != nodeMACStr {
+		t.Errorf("ARP reply from %q after the interface was recreated, want %s", mac, nodeMACStr)
+	}
+	if mac := l.ndisc6(t, v6); mac != nodeMACStr {
+		t.Errorf("NA from %q after the interface was recreated, want %s", mac, nodeMACStr)
+	}
 }

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
 )
 
 var errMalformed = errors.New("malformed packet")
@@ -136,6 +138,12 @@ func (c *arpConn) serve(r *responder) error {
 	buf := make([]byte, 1500)
 	for {
 		n, _, err := c.pc.ReadFrom(buf)
+		if errors.Is(err, unix.ENETDOWN) {
+			// The link went down: the socket is still bound and
+			// receives again once it is up. Reported once per event.
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"syscall"
 
 	"github.com/mdlayher/ndp"
@@ -204,7 +205,10 @@ func (c *ndpConn) serve(r *responder) error {
 // advertisement for a global address only when it comes from that address.
 func (c *ndpConn) write(b []byte, ip, dst netip.Addr) error {
 	cm := &ipv6.ControlMessage{HopLimit: ndp.HopLimit, IfIndex: c.ifi.Index, Src: ip.AsSlice()}
-	_, err := c.pc.WriteTo(b, cm, &net.IPAddr{IP: dst.AsSlice(), Zone: c.ifi.Name})
+	// The zone is the interface index, not its name: Go resolves names in
+	// the network namespace of whatever thread runs this, which need not
+	// be the one the socket lives in.
+	_, err := c.pc.WriteTo(b, cm, &net.IPAddr{IP: dst.AsSlice(), Zone: strconv.Itoa(c.ifi.Index)})
 	return err
 }
 
