@@ -243,21 +243,31 @@ func (a *Allocator) strandedReason(ip netip.Addr, from string) string {
 // this is how the controller re-validates an existing assignment after a
 // pool or service edit. A service holds at most one IP per family.
 func (a *Allocator) Assign(svc Service, ip netip.Addr, pool string) (string, error) {
-	if err := svc.validate(); err != nil {
+	if err := checkAssign(&svc, ip); err != nil {
 		return "", err
-	}
-	switch {
-	case !ip.IsValid():
-		return "", errorf(ReasonInvalid, "no IP given for %s", svc.Key)
-	case ip.Zone() != "":
-		return "", errorf(ReasonInvalid, "%s has an IPv6 zone; load-balancer IPs cannot have zones", ip)
-	case ip.Is4In6():
-		return "", errorf(ReasonInvalid, "%s is an IPv4-mapped IPv6 address; request %s instead", ip, ip.Unmap())
 	}
 	svc = svc.normalized()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.assign(&svc, ip, pool)
+}
 
+func checkAssign(svc *Service, ip netip.Addr) error {
+	if err := svc.validate(); err != nil {
+		return err
+	}
+	switch {
+	case !ip.IsValid():
+		return errorf(ReasonInvalid, "no IP given for %s", svc.Key)
+	case ip.Zone() != "":
+		return errorf(ReasonInvalid, "%s has an IPv6 zone; load-balancer IPs cannot have zones", ip)
+	case ip.Is4In6():
+		return errorf(ReasonInvalid, "%s is an IPv4-mapped IPv6 address; request %s instead", ip, ip.Unmap())
+	}
+	return nil
+}
+
+func (a *Allocator) assign(svc *Service, ip netip.Addr, pool string) (string, error) {
 	g, slot, ok := a.locate(ip)
 	if pool != "" {
 		ps := a.pools[pool]
@@ -274,10 +284,10 @@ func (a *Allocator) Assign(svc Service, ip netip.Addr, pool string) (string, err
 	if !ok {
 		return "", a.unallocatable(ip)
 	}
-	if err := g.pool.admits(&svc); err != nil {
+	if err := g.pool.admits(svc); err != nil {
 		return "", err
 	}
-	if err := a.hold(&svc, ip, g, slot); err != nil {
+	if err := a.hold(svc, ip, g, slot); err != nil {
 		return "", err
 	}
 	return g.pool.Name, nil
@@ -293,36 +303,39 @@ func (a *Allocator) Allocate(svc Service, pool string, fam Family) (netip.Addr, 
 	if err := svc.validate(); err != nil {
 		return netip.Addr{}, err
 	}
-	if fam != IPv4 && fam != IPv6 {
-		return netip.Addr{}, errorf(ReasonInvalid, "unknown address family %v", fam)
-	}
 	svc = svc.normalized()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.allocate(&svc, pool, fam)
+}
 
+func (a *Allocator) allocate(svc *Service, pool string, fam Family) (netip.Addr, error) {
+	if fam != IPv4 && fam != IPv6 {
+		return netip.Addr{}, errorf(ReasonInvalid, "unknown address family %v", fam)
+	}
 	ps := a.pools[pool]
 	if ps == nil {
 		return netip.Addr{}, errorf(ReasonNoSuchPool, "pool %q does not exist", pool)
 	}
-	if err := ps.admits(&svc); err != nil {
+	if err := ps.admits(svc); err != nil {
 		return netip.Addr{}, err
 	}
 	if se := a.svcs[svc.Key]; se != nil {
 		if ip, ok := se.ipOf(fam); ok {
 			if e := a.ips[ip]; e.seg != nil && e.seg.pool == ps {
-				return ip, a.hold(&svc, ip, e.seg, u128{})
+				return ip, a.hold(svc, ip, e.seg, u128{})
 			}
 		}
 	}
-	if ip, g, slot, ok := a.shareable(&svc, ps, fam); ok {
-		return ip, a.hold(&svc, ip, g, slot)
+	if ip, g, slot, ok := a.shareable(svc, ps, fam); ok {
+		return ip, a.hold(svc, ip, g, slot)
 	}
 	ip, g, ok := ps.lowestFree(fam)
 	if !ok {
 		return netip.Addr{}, a.exhausted(ps, fam)
 	}
 	slot, _ := ps.space[fi(fam)].slot(ip)
-	return ip, a.hold(&svc, ip, g, slot)
+	return ip, a.hold(svc, ip, g, slot)
 }
 
 // AllocateAny tries Allocate on each pool in order (as returned by
@@ -330,10 +343,20 @@ func (a *Allocator) Allocate(svc Service, pool string, fam Family) (netip.Addr, 
 // gives one, the error gives every pool's reason, and its Reason is
 // PoolExhausted if any pool was merely full.
 func (a *Allocator) AllocateAny(svc Service, pools []string, fam Family) (netip.Addr, string, error) {
+	if err := svc.validate(); err != nil {
+		return netip.Addr{}, "", err
+	}
+	svc = svc.normalized()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.allocateAny(&svc, pools, fam)
+}
+
+func (a *Allocator) allocateAny(svc *Service, pools []string, fam Family) (netip.Addr, string, error) {
 	var msgs []string
 	reason := ReasonNotAllowed
 	for _, p := range pools {
-		got, err := a.Allocate(svc, p, fam)
+		got, err := a.allocate(svc, p, fam)
 		if err == nil {
 			return got, p, nil
 		}

@@ -359,3 +359,29 @@ func minAddr(a, b netip.Addr) netip.Addr {
 	}
 	return b
 }
+
+// Prefixes returns the shortest list of CIDRs that exactly cover r, in
+// address order: one for a range that is a CIDR, several for "a-b" ranges.
+func (r Range) Prefixes() []netip.Prefix {
+	var out []netip.Prefix
+	f := r.Family()
+	cur := r.First
+	for {
+		// The widest prefix starting at cur that stays inside r.
+		bits := f.bitLen()
+		for bits > 0 {
+			p := netip.PrefixFrom(cur, bits-1)
+			if p.Masked().Addr() != cur || prefixRange(p).Last.Compare(r.Last) > 0 {
+				break
+			}
+			bits--
+		}
+		p := netip.PrefixFrom(cur, bits)
+		out = append(out, p)
+		last := prefixRange(p).Last
+		if last.Compare(r.Last) >= 0 {
+			return out
+		}
+		cur = last.Next()
+	}
+}
