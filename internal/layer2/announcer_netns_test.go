@@ -336,3 +336,31 @@ func TestAnnouncerInterfaceRecreated(t *testing.T) {
 		t.Errorf("NA from %q after the interface was recreated, want %s", mac, nodeMACStr)
 	}
 }
+
+// TestAnnouncerReleaseCancelsAnnouncements checks that an IP released during
+// its announcement schedule is not announced any more, and that an IP kept on
+// the same interface is still answered while a released one is not.
+func TestAnnouncerReleaseCancelsAnnouncements(t *testing.T) {
+	l := newLab(t, Config{Announce: []time.Duration{0, 300 * time.Millisecond, 600 * time.Millisecond}})
+	kept, released := netip.MustParseAddr("192.0.2.100"), netip.MustParseAddr("192.0.2.101")
+	if err := l.setOwned(t, map[netip.Addr][]string{kept: {"eth0"}, released: {"eth0"}}); err != nil {
+		t.Fatal(err)
+	}
+	m := l.a.Metrics()
+	if g := m.Gratuitous.Load(); g != 4 {
+		t.Fatalf("%d gratuitous ARP packets sent by SetOwned, want 4 (request and reply for 2 IPs)", g)
+	}
+	if err := l.setOwned(t, map[netip.Addr][]string{kept: {"eth0"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(900 * time.Millisecond)
+	if g := m.Gratuitous.Load(); g != 8 {
+		t.Errorf("%d gratuitous ARP packets after the schedule, want 8 (4, then 2 rounds for the kept IP only)", g)
+	}
+	if mac := l.arping(t, released.String()); mac != "" {
+		t.Errorf("released IP answered by %s", mac)
+	}
+	if mac := l.arping(t, kept.String()); mac != nodeMACStr {
+		t.Errorf("kept IP answered by %q, want %s", mac, nodeMACStr)
+	}
+}
