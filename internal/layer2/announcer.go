@@ -4,13 +4,26 @@
 // when it takes them over.
 //
 // The caller (the speaker) decides ownership and passes the whole desired set
-// to Announcer.SetOwned each time it changes; Eligible decides which
-// interfaces may be used. Sockets are opened in the network namespace of the
-// thread that calls SetOwned.
+// to Announcer.SetOwned each time it changes, and again when links change
+// (SetOwned reopens sockets of interfaces that were recreated, and retries
+// pairs that failed). Eligible decides which interfaces may be used.
+//
+// Per interface and family, one socket is open while at least one IP is owned
+// there: a packet socket for ARP, and a raw ICMPv6 socket bound to the
+// interface that joins the solicited-node group of each owned IPv6 address.
+// The ICMPv6 socket also receives unicast solicitations (neighbour
+// unreachability probes) for owned IPs that are local to the node, as with
+// kube-proxy's IPVS mode; for IPs that are not local, clients fall back to
+// multicast solicitations. Advertisements are sent from the owned IP itself.
+//
+// Sockets are opened in the network namespace of the thread that calls
+// SetOwned. The decisions (decideARP, decideNDP) are pure functions over the
+// received bytes and are fuzzed.
 package layer2
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +33,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -144,19 +158,7 @@ func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
 	}
 
 	for _, k := range slices.SortedFunc(maps.Keys(want), func(x, y respKey) int {
-		if x.ifname != y.ifname {
-			if x.ifname < y.ifname {
-				return -1
-			}
-			return 1
-		}
-		if x.v6 == y.v6 {
-			return 0
-		}
-		if x.v6 {
-			return 1
-		}
-		return -1
+		return cmp.Or(strings.Compare(x.ifname, y.ifname), cmp.Compare(x.String(), y.String()))
 	}) {
 		r := a.resp[k]
 		type addition struct {
@@ -164,7 +166,8 @@ func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
 			ctx context.Context
 		}
 		var added []addition
-		for _, ip := range slices.SortedFunc(maps.Keys(want[k]), netip.Addr.Compare) {
+		ips := slices.SortedFunc(maps.Keys(want[k]), netip.Addr.Compare)
+		for i, ip := range ips {
 			if r != nil {
 				r.mu.RLock()
 				has := r.ips[ip] != nil
@@ -176,7 +179,7 @@ func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
 			if r == nil {
 				var err error
 				if r, err = a.openResponder(k); err != nil {
-					errs = append(errs, fmt.Errorf("layer2: answering for %s on interface %q: %w", ip, k.ifname, err))
+					errs = append(errs, fmt.Errorf("layer2: answering for %s on interface %q: %w", joinAddrs(ips[i:]), k.ifname, err))
 					break
 				}
 			}
@@ -325,6 +328,21 @@ func (a *Announcer) startAnnouncing(r *responder, ip netip.Addr, ctx context.Con
 			r.sendAnnouncement(ctx, ip)
 		}
 	}()
+}
+
+func (k respKey) String() string {
+	if k.v6 {
+		return k.ifname + "/ndp"
+	}
+	return k.ifname + "/arp"
+}
+
+func joinAddrs(ips []netip.Addr) string {
+	s := make([]string, len(ips))
+	for i, ip := range ips {
+		s[i] = ip.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // conn is one family's socket on one interface.

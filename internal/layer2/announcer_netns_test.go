@@ -190,12 +190,13 @@ func TestAnnouncerPartialFailure(t *testing.T) {
 	err := l.setOwned(t, map[netip.Addr][]string{
 		netip.MustParseAddr("192.0.2.100"):   {"eth0"},
 		netip.MustParseAddr("192.0.2.101"):   {"nosuch0"},
+		netip.MustParseAddr("192.0.2.102"):   {"nosuch0"},
 		netip.MustParseAddr("2001:db8::101"): {"eth0", "nosuch0"},
 	})
 	if err == nil {
 		t.Fatal("no error for a missing interface")
 	}
-	for _, want := range []string{`192.0.2.101 on interface "nosuch0"`, `2001:db8::101 on interface "nosuch0"`} {
+	for _, want := range []string{`192.0.2.101, 192.0.2.102 on interface "nosuch0"`, `2001:db8::101 on interface "nosuch0"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
