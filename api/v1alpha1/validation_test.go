@@ -14,8 +14,10 @@ import (
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/portico-lb/portico/internal/testcluster"
@@ -45,6 +47,9 @@ func indent(s string) string {
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
+
+// strict makes creates refuse unknown fields, as kubectl apply does by default.
+var strict = client.FieldValidation(metav1.FieldValidationStrict)
 
 // TestSchemaRefusesBadInput checks that the API server itself, with no webhook, refuses
 // each bad input with a message naming the field and saying what to write instead.
@@ -98,7 +103,7 @@ func TestSchemaRefusesBadInput(t *testing.T) {
 		{"peer port 0", "BGPPeer", "myASN: 64512\npeerASN: 64500\npeerAddress: 198.51.100.1\npeerPort: 0",
 			[]string{`spec.peerPort`, "greater than or equal to 1"}},
 		{"plain-text password", "BGPPeer", "myASN: 64512\npeerASN: 64500\npeerAddress: 198.51.100.1\npassword: secret",
-			[]string{`spec.password`, "unknown field"}},
+			[]string{`unknown field "spec.password"`}},
 
 		{"BFD receive interval below 10 ms", "BFDProfile", "receiveInterval: 9",
 			[]string{`spec.receiveInterval`, "greater than or equal to 10"}},
@@ -131,13 +136,13 @@ func TestSchemaRefusesBadInput(t *testing.T) {
 			[]string{`spec.communities[0].value`, "each 0-65535"}},
 
 		{"interface name too long", "L2Advertisement", "interfaces: [a-name-longer-than-15]",
-			[]string{`spec.interfaces[0]`, "at most 15"}},
+			[]string{`spec.interfaces[0]`, "may not be more than 15 bytes"}},
 	}
 	ctx := context.Background()
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			obj := object(t, tc.kind, fmt.Sprintf("bad-%d", i), tc.spec)
-			err := cluster.Client.Create(ctx, obj)
+			err := cluster.Client.Create(ctx, obj, strict)
 			if err == nil {
 				_ = cluster.Client.Delete(ctx, obj)
 				t.Fatalf("the API server accepted %s with spec:\n%s", tc.kind, tc.spec)
