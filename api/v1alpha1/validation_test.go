@@ -281,8 +281,36 @@ func readObjects(t *testing.T, path string) []*unstructured.Unstructured {
 	}
 }
 
-// kubectl runs the machine's kubectl against the test cluster.
+// TestKubectlApplyRefusesBadPool checks the message a user sees from kubectl apply.
+func TestKubectlApplyRefusesBadPool(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "pool.yaml")
+	bad := "apiVersion: portico.dev/v1alpha1\nkind: IPAddressPool\nmetadata:\n  name: host-bits\nspec:\n  addresses: [192.0.2.5/24]\n"
+	if err := os.WriteFile(f, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := kubectlErr(t, "apply", "-f", f)
+	if err == nil {
+		t.Fatalf("kubectl apply accepted a CIDR with host bits:\n%s", out)
+	}
+	for _, w := range []string{`spec.addresses[0]`, "192.0.2.5/24", "host bits set: write the network address instead"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("kubectl apply output lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+// kubectl runs the machine's kubectl against the test cluster and fails on error.
 func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := kubectlErr(t, args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// kubectlErr runs the machine's kubectl against the test cluster.
+func kubectlErr(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	path, err := exec.LookPath("kubectl")
 	if err != nil {
@@ -293,16 +321,22 @@ func kubectl(t *testing.T, args ...string) string {
 	}
 	cmd := exec.Command(path, append([]string{"--kubeconfig", cluster.KubeconfigPath}, args...)...)
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return string(out), err
 }
 
 // TestKubectlExplainAndColumns checks what users see with kubectl: field documentation
 // from the Go doc comments, and the pool's printer columns.
 func TestKubectlExplainAndColumns(t *testing.T) {
-	out := kubectl(t, "explain", "ipaddresspools.spec.addresses")
+	root, err := testcluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// envtest installed the CRDs already; applying them again must succeed too.
+	out := kubectl(t, "apply", "-f", filepath.Join(root, "config", "crd"))
+	if strings.Count(out, "customresourcedefinition.apiextensions.k8s.io/") != 8 {
+		t.Errorf("kubectl apply -f config/crd did not report 8 CRDs:\n%s", out)
+	}
+	out = kubectl(t, "explain", "ipaddresspools.spec.addresses")
 	if !strings.Contains(out, "Addresses this pool hands out") {
 		t.Errorf("kubectl explain does not show the field's documentation:\n%s", out)
 	}
