@@ -1,0 +1,226 @@
+package speaker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
+	"github.com/portico-lb/portico/speaker/l2plan"
+)
+
+// newManager builds a controller-runtime manager whose cache keeps only what
+// the speaker reads, trimmed: 1,000 Services must stay cheap.
+func newManager(cfg Config) (manager.Manager, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := porticov1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	metricsAddr := cfg.MetricsBindAddress
+	if metricsAddr == "" {
+		metricsAddr = "0"
+	}
+	yes := true
+	mgr, err := manager.New(cfg.RestConfig, manager.Options{
+		Scheme:  scheme,
+		Metrics: metricsserver.Options{BindAddress: metricsAddr},
+		Cache: cache.Options{
+			// Objects are only read, never modified, in the speaker.
+			DefaultUnsafeDisableDeepCopy: &yes,
+			DefaultTransform:             stripManagedFields,
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Service{}:                {Transform: trimService},
+				&corev1.Node{}:                   {Transform: trimNode},
+				&discoveryv1.EndpointSlice{}:     {Transform: trimEndpointSlice},
+				&porticov1.SpeakerStatus{}:       {},
+				&porticov1.IPAddressPool{}:       {},
+				&porticov1.L2Advertisement{}:     {},
+				&porticov1.ServiceAnnouncement{}: {},
+			},
+		},
+		// The speaker never reads Secrets through the cache (that would
+		// watch every Secret); the memberlist key is read once, directly.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	return mgr, nil
+}
+
+// watched are the kinds whose changes trigger a recompute.
+func watched() []client.Object {
+	return []client.Object{
+		&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
+		&porticov1.IPAddressPool{}, &porticov1.L2Advertisement{},
+	}
+}
+
+// watch starts the informers and hooks them to the speaker's triggers.
+func (s *Speaker) watch(ctx context.Context) error {
+	c := s.mgr.GetCache()
+	for _, obj := range watched() {
+		inf, err := c.GetInformer(ctx, obj)
+		if err != nil {
+			return fmt.Errorf("watching %T: %w", obj, err)
+		}
+		if _, err := inf.AddEventHandler(kickHandler(s.trigger)); err != nil {
+			return err
+		}
+	}
+	inf, err := c.GetInformer(ctx, &porticov1.SpeakerStatus{})
+	if err != nil {
+		return fmt.Errorf("watching SpeakerStatuses: %w", err)
+	}
+	if _, err := inf.AddEventHandler(kickHandler(s.peer.trigger)); err != nil {
+		return err
+	}
+	inf, err = c.GetInformer(ctx, &porticov1.ServiceAnnouncement{})
+	if err != nil {
+		return fmt.Errorf("watching ServiceAnnouncements: %w", err)
+	}
+	_, err = inf.AddEventHandler(kickHandler(s.st.trigger))
+	return err
+}
+
+func kickHandler(f func()) toolscache.ResourceEventHandlerFuncs {
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { f() },
+		UpdateFunc: func(any, any) { f() },
+		DeleteFunc: func(any) { f() },
+	}
+}
+
+// listAll fills the object lists of in from the cache.
+func (s *Speaker) listAll(in *l2plan.Inputs) error {
+	ctx := context.Background()
+	c := s.mgr.GetCache()
+	var (
+		svcs  corev1.ServiceList
+		eps   discoveryv1.EndpointSliceList
+		nodes corev1.NodeList
+		pools porticov1.IPAddressPoolList
+		ads   porticov1.L2AdvertisementList
+	)
+	for _, l := range []client.ObjectList{&svcs, &eps, &nodes, &pools, &ads} {
+		if err := c.List(ctx, l); err != nil {
+			return err
+		}
+	}
+	in.Services = ptrs(svcs.Items)
+	in.EndpointSlices = ptrs(eps.Items)
+	in.Nodes = ptrs(nodes.Items)
+	in.Pools = ptrs(pools.Items)
+	in.L2Advertisements = ptrs(ads.Items)
+	return nil
+}
+
+func ptrs[T any](items []T) []*T {
+	out := make([]*T, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
+}
+
+func stripManagedFields(obj any) (any, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		o.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+// keptAnnotation reports whether the speaker needs an annotation.
+func keptAnnotation(k string) bool {
+	return strings.HasPrefix(k, "portico.dev/") || strings.HasPrefix(k, "metallb.io/") || strings.HasPrefix(k, "metallb.universe.tf/")
+}
+
+// trimService keeps what the plan and event recording read.
+func trimService(obj any) (any, error) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Service{
+		TypeMeta: svc.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: svc.Name, Namespace: svc.Namespace, UID: svc.UID,
+			ResourceVersion: svc.ResourceVersion, DeletionTimestamp: svc.DeletionTimestamp,
+		},
+		Spec: corev1.ServiceSpec{
+			Type:                  svc.Spec.Type,
+			LoadBalancerClass:     svc.Spec.LoadBalancerClass,
+			ExternalTrafficPolicy: svc.Spec.ExternalTrafficPolicy,
+		},
+		Status: svc.Status,
+	}
+	for k, v := range svc.Annotations {
+		if keptAnnotation(k) {
+			if out.Annotations == nil {
+				out.Annotations = map[string]string{}
+			}
+			out.Annotations[k] = v
+		}
+	}
+	return out, nil
+}
+
+// trimNode keeps labels, the NetworkUnavailable condition and addresses.
+func trimNode(obj any) (any, error) {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Node{
+		TypeMeta: n.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion, Labels: n.Labels,
+		},
+		Status: corev1.NodeStatus{Addresses: n.Status.Addresses},
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeNetworkUnavailable {
+			out.Status.Conditions = append(out.Status.Conditions, corev1.NodeCondition{Type: c.Type, Status: c.Status})
+		}
+	}
+	return out, nil
+}
+
+// trimEndpointSlice keeps the service label and each endpoint's node and
+// readiness.
+func trimEndpointSlice(obj any) (any, error) {
+	es, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return obj, nil
+	}
+	out := &discoveryv1.EndpointSlice{
+		TypeMeta: es.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: es.Name, Namespace: es.Namespace, UID: es.UID, ResourceVersion: es.ResourceVersion,
+		},
+		AddressType: es.AddressType,
+	}
+	if svc := es.Labels[discoveryv1.LabelServiceName]; svc != "" {
+		out.Labels = map[string]string{discoveryv1.LabelServiceName: svc}
+	}
+	for _, ep := range es.Endpoints {
+		out.Endpoints = append(out.Endpoints, discoveryv1.Endpoint{
+			NodeName: ep.NodeName, Conditions: discoveryv1.EndpointConditions{Ready: ep.Conditions.Ready},
+		})
+	}
+	return out, nil
+}

@@ -1,0 +1,41 @@
+package speaker
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// registerMetrics exports the announcer's counters and the speaker's gauges.
+// A collector that is already registered (a second speaker in one process)
+// is logged and skipped.
+func registerMetrics(reg prometheus.Registerer, s *Speaker) {
+	m := s.ann.Metrics()
+	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "portico", Subsystem: "speaker", Name: name, Help: help},
+			func() float64 { return float64(v.Load()) })
+	}
+	gauge := func(name, help string, f func() int) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "portico", Subsystem: "speaker", Name: name, Help: help},
+			func() float64 { return float64(f()) })
+	}
+	for _, c := range []prometheus.Collector{
+		counter("arp_requests_received_total", "ARP requests received on announcing interfaces.", &m.ARPRequests),
+		counter("arp_replies_sent_total", "ARP replies sent for owned IPs.", &m.ARPReplies),
+		counter("ndp_solicitations_received_total", "NDP neighbor solicitations received on announcing interfaces.", &m.NDPSolicitations),
+		counter("ndp_advertisements_sent_total", "Solicited NDP neighbor advertisements sent for owned IPs.", &m.NDPAdvertisements),
+		counter("gratuitous_sent_total", "Gratuitous ARP and unsolicited neighbor advertisements sent on takeover.", &m.Gratuitous),
+		counter("malformed_packets_total", "ARP/NDP packets that could not be decoded.", &m.Malformed),
+		counter("send_errors_total", "ARP/NDP packets that could not be sent.", &m.SendErrors),
+		gauge("l2_ips_owned", "Service IPs this node answers ARP/NDP for.", func() int { return len(s.Owned()) }),
+		gauge("members", "Live memberlist members seen by this speaker, itself included.", func() int {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return len(s.members)
+		}),
+	} {
+		if err := reg.Register(c); err != nil {
+			s.log.Warn("registering a metric", "error", err)
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package speaker
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/portico-lb/portico/internal/layer2"
+)
+
+// linkState is a snapshot of the node's links, read with netlink.
+type linkState struct {
+	links    []layer2.Link
+	prefixes map[string][]netip.Prefix
+	names    []string          // every link, sorted
+	macs     map[string]string // link name -> MAC
+}
+
+// netWatcher keeps a linkState current from netlink link and address
+// notifications (and a periodic re-read, in case a notification is lost).
+type netWatcher struct {
+	netns  func(func() error) error
+	onMove func() // called after the state changed
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	state linkState
+	err   error
+}
+
+// resyncInterval is how often links are re-read without a notification.
+const resyncInterval = 10 * time.Second
+
+// run subscribes and re-reads until ctx ends.
+func (w *netWatcher) run(ctx context.Context) {
+	linkCh := make(chan netlink.LinkUpdate, 64)
+	addrCh := make(chan netlink.AddrUpdate, 64)
+	subscribe := func() error {
+		onErr := func(err error) {
+			w.log.Warn("netlink subscription error; links are re-read periodically", "error", err)
+		}
+		return w.netns(func() error {
+			if err := netlink.LinkSubscribeWithOptions(linkCh, ctx.Done(), netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
+				return err
+			}
+			return netlink.AddrSubscribeWithOptions(addrCh, ctx.Done(), netlink.AddrSubscribeOptions{ErrorCallback: onErr})
+		})
+	}
+	if err := subscribe(); err != nil {
+		w.log.Error("cannot watch links with netlink; carrier changes are noticed only every "+resyncInterval.String(), "error", err)
+	}
+	w.refresh()
+	t := time.NewTicker(resyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-linkCh:
+		case <-addrCh:
+		case <-t.C:
+		}
+		drain(linkCh)
+		drain(addrCh)
+		w.refresh()
+	}
+}
+
+func drain[T any](ch chan T) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
+
+// refresh re-reads the links and calls onMove when anything changed.
+func (w *netWatcher) refresh() {
+	var st linkState
+	err := w.netns(func() error {
+		var err error
+		st, err = readLinks()
+		return err
+	})
+	w.mu.Lock()
+	changed := err == nil && !sameState(w.state, st)
+	if err == nil {
+		w.state = st
+	}
+	w.err = err
+	w.mu.Unlock()
+	if err != nil {
+		w.log.Warn("reading links", "error", err)
+	}
+	if changed {
+		w.onMove()
+	}
+}
+
+// current returns the latest state and the last read error.
+func (w *netWatcher) current() (linkState, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.state, w.err
+}
+
+// readLinks reads the links and addresses of the calling thread's namespace.
+func readLinks() (linkState, error) {
+	links, err := layer2.Links()
+	if err != nil {
+		return linkState{}, err
+	}
+	nl, err := netlink.LinkList()
+	if err != nil {
+		return linkState{}, err
+	}
+	byIndex := map[int]string{}
+	for _, l := range nl {
+		byIndex[l.Attrs().Index] = l.Attrs().Name
+	}
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return linkState{}, err
+	}
+	st := linkState{prefixes: map[string][]netip.Prefix{}, macs: map[string]string{}}
+	for _, a := range addrs {
+		if a.IPNet == nil {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		name := byIndex[a.LinkIndex]
+		st.prefixes[name] = append(st.prefixes[name], netip.PrefixFrom(ip.Unmap(), ones))
+	}
+	for _, p := range st.prefixes {
+		slices.SortFunc(p, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	}
+	slices.SortFunc(links, func(a, b layer2.Link) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	st.links = links
+	for _, l := range links {
+		st.names = append(st.names, l.Name)
+		if len(l.HardwareAddr) > 0 {
+			st.macs[l.Name] = l.HardwareAddr.String()
+		}
+	}
+	return st, nil
+}
+
+func sameState(a, b linkState) bool {
+	if len(a.links) != len(b.links) || !slices.Equal(a.names, b.names) {
+		return false
+	}
+	for i := range a.links {
+		x, y := a.links[i], b.links[i]
+		if x.Name != y.Name || x.Kind != y.Kind || x.Up != y.Up || x.Loopback != y.Loopback ||
+			x.Enslaved != y.Enslaved || x.HardwareAddr.String() != y.HardwareAddr.String() {
+			return false
+		}
+	}
+	if len(a.prefixes) != len(b.prefixes) {
+		return false
+	}
+	for k, v := range a.prefixes {
+		if !slices.Equal(v, b.prefixes[k]) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,510 @@
+// Package speaker owns the per-node speaker process: it wires the Kubernetes
+// informer cache, the memberlist membership, netlink link watching and the
+// layer 2 announcer together, runs the L2 plan (package l2plan) on every
+// relevant change, and writes the node's SpeakerStatus, the Services'
+// ServiceAnnouncements, events and metrics.
+//
+// Decisions live in l2plan (pure); this package is the thin adapter around
+// them. Announcing needs only the informer cache and memberlist, so it keeps
+// working, and keeps failing over between live speakers, while the API server
+// is unreachable.
+package speaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/portico-lb/portico/internal/election"
+	"github.com/portico-lb/portico/internal/layer2"
+	"github.com/portico-lb/portico/internal/membership"
+	"github.com/portico-lb/portico/speaker/l2plan"
+)
+
+// Config configures a speaker.
+type Config struct {
+	// NodeName is the Kubernetes node this speaker runs on.
+	NodeName string
+	// RestConfig reaches the API server.
+	RestConfig *rest.Config
+	// Namespace, SecretName and SecretKey locate the memberlist key.
+	Namespace, SecretName, SecretKey string
+	// AllowUnencrypted permits running memberlist without a key when the
+	// Secret does not exist.
+	AllowUnencrypted bool
+	// BindAddr, BindPort and AdvertiseAddr configure memberlist. When
+	// AdvertiseAddr is empty and BindAddr is unspecified, the Node's
+	// InternalIP is advertised.
+	BindAddr      string
+	BindPort      int
+	AdvertiseAddr string
+	Timers        membership.Timers
+	// MetricsBindAddress serves /metrics; "" or "0" disables it.
+	MetricsBindAddress string
+	// Registry receives the speaker's metrics; nil registers none.
+	Registry prometheus.Registerer
+	// LBClass is the loadBalancerClass served; "" serves Services without
+	// one.
+	LBClass string
+	// PeersFile, if set, remembers the last-known memberlist peers across
+	// restarts.
+	PeersFile string
+	// Announce is the layer2 gratuitous schedule (nil: layer2's default).
+	Announce []time.Duration
+	// StatusInterval is the least time between two writes of the node's
+	// SpeakerStatus (default 1s).
+	StatusInterval time.Duration
+	// NetNS runs f in the node's network namespace. nil runs it directly,
+	// which is right for a process started in that namespace; tests running
+	// several speakers in one process pass a function that switches.
+	NetNS func(f func() error) error
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.NodeName == "" {
+		return errors.New("the node name is empty: pass --node-name or set NODE_NAME")
+	}
+	if c.RestConfig == nil {
+		return errors.New("no API server configuration")
+	}
+	if c.Namespace == "" {
+		c.Namespace = "portico-system"
+	}
+	if c.SecretName == "" {
+		c.SecretName = "portico-memberlist"
+	}
+	if c.SecretKey == "" {
+		c.SecretKey = "secretkey"
+	}
+	if c.StatusInterval <= 0 {
+		c.StatusInterval = time.Second
+	}
+	if c.NetNS == nil {
+		c.NetNS = func(f func() error) error { return f() }
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c.Timers.Validate()
+}
+
+// Speaker is one running speaker.
+type Speaker struct {
+	cfg  Config
+	log  *slog.Logger
+	mgr  manager.Manager
+	ml   *membership.Membership
+	ann  *layer2.Announcer
+	net  *netWatcher
+	st   *statusWriter
+	peer *peers
+
+	kick chan struct{}
+
+	mu          sync.Mutex
+	ready       bool                      // caches synced, joined, first plan applied
+	standDown   *membership.ConflictError // another speaker owns our node name
+	conflict    *membership.ConflictError // last conflict seen, for status
+	published   []byte                    // last meta published
+	plan        *l2plan.Plan              // last plan
+	setOwnedErr error                     // last announcer error
+	localIfaces []election.Interface      // last local interface view
+	owned       map[netip.Addr][]string   // what the announcer was told
+	members     []string                  // last member names
+	memberView  []l2plan.Member           // last member view
+	conflictAt  time.Time                 // when conflict was reported
+	rec         events.EventRecorder
+}
+
+// Run starts a speaker and blocks until ctx ends, then leaves memberlist
+// gracefully and stops announcing. It returns an error only when the speaker
+// cannot start (bad configuration, missing or malformed memberlist Secret,
+// port in use); everything later is reported and retried.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// New prepares a speaker: reads the memberlist key, starts listening for
+// memberlist and builds the informer cache. Nothing is announced until Run.
+func New(ctx context.Context, cfg Config) (*Speaker, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	s := &Speaker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), kick: make(chan struct{}, 1)}
+	var err error
+	if s.mgr, err = newManager(cfg); err != nil {
+		return nil, err
+	}
+	key, err := s.readKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	advertise, err := s.advertiseAddr(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.ml, err = membership.New(membership.Config{
+		NodeName:         cfg.NodeName,
+		BindAddr:         cfg.BindAddr,
+		BindPort:         cfg.BindPort,
+		AdvertiseAddr:    advertise,
+		SecretKey:        key,
+		AllowUnencrypted: cfg.AllowUnencrypted,
+		Timers:           cfg.Timers,
+		Meta:             l2plan.EncodeMeta(l2plan.Meta{Ready: false}, membership.MaxMetaSize),
+		Logger:           s.log.With("component", "memberlist"),
+		OnConflict:       s.onConflict,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.rec = s.mgr.GetEventRecorder("portico.dev/speaker")
+	s.ann = layer2.New(layer2.Config{Announce: cfg.Announce, Logger: s.log.With("component", "layer2")})
+	s.net = &netWatcher{netns: cfg.NetNS, onMove: s.trigger, log: s.log.With("component", "netlink")}
+	s.st = newStatusWriter(s)
+	s.peer = newPeers(s)
+	if cfg.Registry != nil {
+		registerMetrics(cfg.Registry, s)
+	}
+	return s, nil
+}
+
+// readKey reads the memberlist key from its Secret, retrying while the API
+// server cannot be reached.
+func (s *Speaker) readKey(ctx context.Context) ([]byte, error) {
+	ref := membership.SecretRef{Namespace: s.cfg.Namespace, Name: s.cfg.SecretName, Key: s.cfg.SecretKey}
+	var sec corev1.Secret
+	err := retryAPI(ctx, s.log, "reading the memberlist secret "+ref.String(), func() error {
+		return s.mgr.GetAPIReader().Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, &sec)
+	})
+	switch {
+	case apierrors.IsNotFound(err) && s.cfg.AllowUnencrypted:
+		s.log.Warn("memberlist secret not found: running memberlist UNENCRYPTED because --allow-unencrypted-memberlist is set", "secret", ref.String())
+		return nil, nil
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("memberlist secret %s/%s not found; create it with "+
+			"`kubectl -n %s create secret generic %s --from-literal=%s=\"$(openssl rand -base64 32)\"` "+
+			"(or pass --allow-unencrypted-memberlist to run without encryption)",
+			ref.Namespace, ref.Name, ref.Namespace, ref.Name, ref.Key)
+	case err != nil:
+		return nil, fmt.Errorf("reading memberlist %s: %w", ref, err)
+	}
+	key, err := membership.KeyFromSecret(ref, sec.Data)
+	if err != nil {
+		return nil, fmt.Errorf("memberlist key: %w", err)
+	}
+	return key, nil
+}
+
+// retryAPI runs f until it succeeds, fails with an API error that retrying
+// cannot fix, or ctx ends; connection failures are retried with backoff.
+func retryAPI(ctx context.Context, log *slog.Logger, what string, f func() error) error {
+	delay := 200 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || !retriable(err) {
+			return err
+		}
+		log.Warn(what+": API server unreachable, retrying", "error", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+func retriable(err error) bool {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+			apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err)
+	}
+	return true // transport errors
+}
+
+// advertiseAddr picks the memberlist address others reach this speaker at.
+func (s *Speaker) advertiseAddr(ctx context.Context) (string, error) {
+	if s.cfg.AdvertiseAddr != "" {
+		return s.cfg.AdvertiseAddr, nil
+	}
+	if ip := net.ParseIP(s.cfg.BindAddr); ip != nil && !ip.IsUnspecified() {
+		return "", nil // memberlist advertises the bind address
+	}
+	var node corev1.Node
+	err := retryAPI(ctx, s.log, "reading node "+s.cfg.NodeName, func() error {
+		return s.mgr.GetAPIReader().Get(ctx, types.NamespacedName{Name: s.cfg.NodeName}, &node)
+	})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			s.log.Warn("node object not found; memberlist chooses its own address (set --memberlist-advertise-addr if others cannot reach it)", "node", s.cfg.NodeName)
+			return "", nil
+		}
+		return "", fmt.Errorf("reading node %s for its InternalIP: %w", s.cfg.NodeName, err)
+	}
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			return a.Address, nil
+		}
+	}
+	return "", nil
+}
+
+// Membership returns the speaker's memberlist (for tests and status).
+func (s *Speaker) Membership() *membership.Membership { return s.ml }
+
+// Announcer returns the speaker's announcer.
+func (s *Speaker) Announcer() *layer2.Announcer { return s.ann }
+
+// Run runs the speaker until ctx ends.
+func (s *Speaker) Run(ctx context.Context) error {
+	mctx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- s.mgr.Start(mctx) }()
+	defer func() {
+		stopMgr()
+		if err := <-mgrDone; err != nil {
+			s.log.Error("stopping the manager", "error", err)
+		}
+	}()
+
+	var wg sync.WaitGroup
+	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stopWorkers(); wg.Wait() }()
+	wg.Go(func() { s.net.run(wctx) })
+
+	err := s.start(ctx)
+	if err == nil {
+		wg.Go(func() { s.peer.run(wctx) })
+		wg.Go(func() { s.st.run(wctx) })
+		s.loop(ctx)
+	}
+	s.shutdown()
+	return err
+}
+
+// start waits for the caches, joins the other speakers, applies the first
+// plan and declares this speaker ready.
+func (s *Speaker) start(ctx context.Context) error {
+	if err := s.watch(ctx); err != nil {
+		return err
+	}
+	s.log.Info("waiting for the informer caches")
+	if !s.mgr.GetCache().WaitForCacheSync(ctx) {
+		return nil // ctx ended
+	}
+	s.peer.joinOnce(ctx)
+	s.recompute()
+	meta := s.metaFor(true)
+	if err := s.ml.SetMeta(meta, time.Second); err != nil {
+		s.log.Warn("publishing readiness", "error", err)
+	}
+	s.mu.Lock()
+	s.ready, s.published = true, meta
+	s.mu.Unlock()
+	s.recompute()
+	s.log.Info("speaker ready", "memberlist", s.ml.LocalAddr().String(), "members", s.ml.MemberNames())
+	return nil
+}
+
+func (s *Speaker) trigger() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loop recomputes the plan on every change until ctx ends.
+func (s *Speaker) loop(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-s.ml.Changes():
+		case <-t.C:
+		}
+		s.recompute()
+	}
+}
+
+// shutdown leaves memberlist first, so the others take over at once, then
+// stops answering.
+func (s *Speaker) shutdown() {
+	if err := s.ml.Leave(time.Second); err != nil {
+		s.log.Warn("leaving memberlist", "error", err)
+	}
+	if err := s.ann.Close(); err != nil {
+		s.log.Warn("closing the announcer", "error", err)
+	}
+	if err := s.ml.Shutdown(); err != nil {
+		s.log.Warn("memberlist shutdown", "error", err)
+	}
+	s.log.Info("speaker stopped")
+}
+
+func (s *Speaker) onConflict(ce *membership.ConflictError) {
+	s.mu.Lock()
+	s.conflict, s.conflictAt = ce, time.Now()
+	s.mu.Unlock()
+	s.st.nodeEvent(corev1.EventTypeWarning, "NodeNameConflict", ce.Error())
+	s.trigger()
+}
+
+// localView returns this node's interfaces as election sees them.
+func (s *Speaker) localView(named []string) (linkState, []election.Interface) {
+	st, _ := s.net.current()
+	return st, l2plan.LocalInterfaces(st.links, st.prefixes, named)
+}
+
+// metaFor encodes this node's memberlist metadata.
+func (s *Speaker) metaFor(ready bool) []byte {
+	s.mu.Lock()
+	ifs := s.localIfaces
+	s.mu.Unlock()
+	return l2plan.EncodeMeta(l2plan.Meta{Ready: ready, Interfaces: ifs}, membership.MaxMetaSize)
+}
+
+// recompute runs the plan on the current facts and hands the owned set to the
+// announcer, which diffs it.
+func (s *Speaker) recompute() {
+	in, err := s.inputs()
+	if err != nil {
+		s.log.Error("reading the cache", "error", err)
+		return
+	}
+	plan := l2plan.Compute(in)
+
+	s.mu.Lock()
+	ready, standDown := s.ready, s.standDown
+	s.localIfaces = in.LocalInterfaces
+	s.mu.Unlock()
+
+	owned := plan.Owned
+	if !ready || standDown != nil {
+		owned = map[netip.Addr][]string{}
+	}
+	var setErr error
+	if ready {
+		setErr = s.cfg.NetNS(func() error { return s.ann.SetOwned(owned) })
+		if setErr != nil {
+			s.log.Warn("announcer", "error", setErr)
+		}
+	}
+	names := make([]string, 0, len(in.Members))
+	for _, m := range in.Members {
+		names = append(names, m.Name)
+	}
+	s.mu.Lock()
+	s.plan, s.owned, s.setOwnedErr, s.members, s.memberView = &plan, owned, setErr, names, in.Members
+	publish := ready && !slices.Equal(s.published, s.metaForLocked())
+	s.mu.Unlock()
+	if publish {
+		s.publishMeta()
+	}
+	s.st.trigger()
+}
+
+func (s *Speaker) metaForLocked() []byte {
+	return l2plan.EncodeMeta(l2plan.Meta{Ready: s.ready, Interfaces: s.localIfaces}, membership.MaxMetaSize)
+}
+
+// publishMeta gossips the current metadata without blocking the caller; a
+// newer state supersedes one still being sent.
+func (s *Speaker) publishMeta() {
+	s.mu.Lock()
+	meta := s.metaForLocked()
+	s.published = meta
+	s.mu.Unlock()
+	go func() {
+		if err := s.ml.SetMeta(meta, 500*time.Millisecond); err != nil {
+			s.log.Debug("publishing interface state", "error", err)
+		}
+	}()
+}
+
+// inputs gathers the plan's inputs from the cache, memberlist and netlink.
+func (s *Speaker) inputs() (l2plan.Inputs, error) {
+	in := l2plan.Inputs{LocalNode: s.cfg.NodeName, LBClass: s.cfg.LBClass}
+	if err := s.listAll(&in); err != nil {
+		return in, err
+	}
+	var named []string
+	for _, ad := range in.L2Advertisements {
+		named = append(named, ad.Spec.Interfaces...)
+	}
+	slices.Sort(named)
+	st, ifs := s.localView(slices.Compact(named))
+	in.LocalInterfaces, in.LocalLinks = ifs, st.names
+	s.mu.Lock()
+	ready := s.ready
+	s.mu.Unlock()
+	for _, m := range s.ml.Members() {
+		meta, err := l2plan.DecodeMeta(m.Meta)
+		if err != nil {
+			s.log.Debug("member metadata", "member", m.Name, "error", err)
+		}
+		if m.Name == s.cfg.NodeName {
+			meta = l2plan.Meta{Ready: ready, Interfaces: ifs}
+		}
+		in.Members = append(in.Members, l2plan.Member{Name: m.Name, Meta: meta})
+	}
+	return in, nil
+}
+
+// lastError summarises what this speaker cannot fix by itself.
+func (s *Speaker) lastError() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var parts []string
+	if s.standDown != nil {
+		parts = append(parts, "not announcing: "+s.standDown.Error())
+	} else if s.conflict != nil {
+		parts = append(parts, s.conflict.Error())
+	}
+	if s.plan != nil && len(s.plan.Problems) > 0 {
+		parts = append(parts, l2plan.ProblemsText(s.plan.Problems))
+	}
+	if s.setOwnedErr != nil {
+		parts = append(parts, strings.ReplaceAll(s.setOwnedErr.Error(), "\n", "; "))
+	}
+	if _, err := s.net.current(); err != nil {
+		parts = append(parts, "reading links: "+err.Error())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Owned returns what the announcer was last told to announce.
+func (s *Speaker) Owned() map[netip.Addr][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[netip.Addr][]string, len(s.owned))
+	for ip, ifs := range s.owned {
+		out[ip] = slices.Clone(ifs)
+	}
+	return out
+}

@@ -1,0 +1,342 @@
+package speaker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
+	"github.com/portico-lb/portico/internal/election"
+	"github.com/portico-lb/portico/speaker/l2plan"
+)
+
+// requestTimeout bounds each status write, so an unreachable API server
+// delays status, never announcing.
+const requestTimeout = 5 * time.Second
+
+// retryInterval re-runs a status pass that failed, or that nothing
+// triggered, to heal missed writes.
+const retryInterval = 10 * time.Second
+
+// conflictMemory is how long a node-name conflict stays in lastError after
+// it was last reported (memberlist reports it at most once a minute).
+const conflictMemory = 2 * time.Minute
+
+// statusWriter writes the node's SpeakerStatus and this node's entries of
+// the ServiceAnnouncements, and records events, only when something changed
+// and at most once per Config.StatusInterval.
+type statusWriter struct {
+	s    *Speaker
+	kick chan struct{}
+
+	mu sync.Mutex // guards the fields below (run and nodeEvent)
+	// node is the SpeakerStatus status last written (UpdatedAt unset).
+	node *porticov1.SpeakerStatusStatus
+	// applied holds the L2 entries last applied per Service.
+	applied map[types.NamespacedName][]porticov1.L2Announcement
+	// problems is the last set of configuration problems evented.
+	problems []l2plan.Problem
+	first    bool
+}
+
+// fieldManager names this node's server-side-apply manager: each speaker
+// owns the ServiceAnnouncement entries of the IPs it announces.
+func (w *statusWriter) fieldManager() string { return "portico-speaker-" + w.s.cfg.NodeName }
+
+func newStatusWriter(s *Speaker) *statusWriter {
+	return &statusWriter{s: s, kick: make(chan struct{}, 1), applied: map[types.NamespacedName][]porticov1.L2Announcement{}, first: true}
+}
+
+func (w *statusWriter) trigger() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *statusWriter) run(ctx context.Context) {
+	t := time.NewTicker(retryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		case <-t.C:
+		}
+		w.pass(ctx)
+		select { // rate limit
+		case <-ctx.Done():
+			return
+		case <-time.After(w.s.cfg.StatusInterval):
+		}
+	}
+}
+
+// pass writes whatever differs from what was last written.
+func (w *statusWriter) pass(ctx context.Context) {
+	s := w.s
+	s.mu.Lock()
+	plan, ready, standDown, members := s.plan, s.ready, s.standDown, s.members
+	if s.conflict != nil && time.Since(s.conflictAt) > conflictMemory {
+		s.conflict = nil
+	}
+	ifaces := s.localIfaces
+	s.mu.Unlock()
+	if plan == nil || !ready || standDown != nil {
+		// A speaker standing down must not overwrite the SpeakerStatus
+		// of the speaker that owns the node name.
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writeNode(ctx, plan, members, ifaces)
+	w.writeAnnouncements(ctx, plan)
+	w.eventProblems(plan.Problems)
+	w.first = false
+}
+
+func (w *statusWriter) writeNode(ctx context.Context, plan *l2plan.Plan, members []string, ifaces []election.Interface) {
+	s := w.s
+	links, _ := s.net.current()
+	want := l2plan.NodeStatus(s.ml.LocalAddr().String(), members, ifaces, links.macs, plan, s.lastError())
+	c := s.mgr.GetClient()
+	var cur porticov1.SpeakerStatus
+	err := s.mgr.GetCache().Get(ctx, types.NamespacedName{Name: s.cfg.NodeName}, &cur)
+	if w.node == nil && err == nil {
+		old := cur.Status
+		old.UpdatedAt = nil
+		if reflect.DeepEqual(normNode(old), normNode(want)) {
+			w.node = &want
+		}
+	}
+	if w.node != nil && reflect.DeepEqual(normNode(*w.node), normNode(want)) {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	obj := &porticov1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: s.cfg.NodeName}}
+	if apierrors.IsNotFound(err) {
+		if err := c.Create(rctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			s.log.Warn("creating SpeakerStatus", "error", err)
+			return
+		}
+	}
+	st := want
+	st.UpdatedAt = &metav1.Time{Time: time.Now()}
+	body, _ := json.Marshal(map[string]any{"status": st})
+	if err := c.Status().Patch(rctx, obj, client.RawPatch(types.MergePatchType, body)); err != nil {
+		s.log.Warn("writing SpeakerStatus", "error", err)
+		return
+	}
+	w.node = &want
+}
+
+// normNode makes empty and nil slices compare equal.
+func normNode(st porticov1.SpeakerStatusStatus) porticov1.SpeakerStatusStatus {
+	if len(st.Members) == 0 {
+		st.Members = nil
+	}
+	if len(st.Interfaces) == 0 {
+		st.Interfaces = nil
+	}
+	if len(st.BGPSessions) == 0 {
+		st.BGPSessions = nil
+	}
+	return st
+}
+
+// writeAnnouncements applies this node's entries for every Service whose
+// entries changed, including Services it no longer writes for (applying an
+// empty list releases its entries).
+func (w *statusWriter) writeAnnouncements(ctx context.Context, plan *l2plan.Plan) {
+	s := w.s
+	s.mu.Lock()
+	members := slices.Clone(s.memberView)
+	s.mu.Unlock()
+	deputy := l2plan.Deputy(members) == s.cfg.NodeName
+	want := plan.Announcements(s.cfg.NodeName, deputy)
+	keys := slices.Collect(maps.Keys(want))
+	for k := range w.applied {
+		if _, ok := want[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
+	for _, key := range keys {
+		entries := want[key]
+		prev, known := w.applied[key]
+		if known && reflect.DeepEqual(prev, entries) {
+			continue
+		}
+		var cur porticov1.ServiceAnnouncement
+		curErr := s.mgr.GetCache().Get(ctx, key, &cur)
+		if !known && curErr == nil && hasAll(cur.Status.L2, entries) {
+			w.applied[key] = entries // already there, from before a restart
+			continue
+		}
+		if err := w.apply(ctx, key, entries, apierrors.IsNotFound(curErr)); err != nil {
+			s.log.Warn("writing ServiceAnnouncement", "service", key.String(), "error", err)
+			continue
+		}
+		w.eventOwnership(key, prev, entries, cur.Status.L2)
+		if len(entries) == 0 {
+			delete(w.applied, key)
+		} else {
+			w.applied[key] = entries
+		}
+	}
+	if deputy {
+		w.deleteOrphans(ctx)
+	}
+}
+
+// hasAll reports whether every entry of want is in have, equal.
+func hasAll(have, want []porticov1.L2Announcement) bool {
+	for _, e := range want {
+		if !slices.ContainsFunc(have, func(h porticov1.L2Announcement) bool { return reflect.DeepEqual(normEntry(h), normEntry(e)) }) {
+			return false
+		}
+	}
+	return true
+}
+
+func normEntry(e porticov1.L2Announcement) porticov1.L2Announcement {
+	if len(e.Interfaces) == 0 {
+		e.Interfaces = nil
+	}
+	return e
+}
+
+// apply server-side-applies entries as this node's part of the Service's
+// ServiceAnnouncement status, creating the object (owned by the Service) when
+// missing.
+func (w *statusWriter) apply(ctx context.Context, key types.NamespacedName, entries []porticov1.L2Announcement, missing bool) error {
+	s := w.s
+	c := s.mgr.GetClient()
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	obj := &porticov1.ServiceAnnouncement{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	if missing {
+		if len(entries) == 0 {
+			return nil
+		}
+		var svc corev1.Service
+		if err := s.mgr.GetCache().Get(ctx, key, &svc); err != nil {
+			return fmt.Errorf("reading the Service: %w", err)
+		}
+		obj.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: svc.Name, UID: svc.UID}}
+		if err := c.Create(rctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+	if entries == nil {
+		entries = []porticov1.L2Announcement{}
+	}
+	body, err := json.Marshal(map[string]any{
+		"apiVersion": porticov1.GroupVersion.String(),
+		"kind":       "ServiceAnnouncement",
+		"metadata":   map[string]string{"name": key.Name, "namespace": key.Namespace},
+		"status":     map[string]any{"l2": entries},
+	})
+	if err != nil {
+		return err
+	}
+	err = c.Status().Patch(rctx, obj, client.RawPatch(types.ApplyPatchType, body), client.FieldOwner(w.fieldManager()), client.ForceOwnership)
+	if apierrors.IsNotFound(err) && len(entries) == 0 {
+		return nil // the object is gone: nothing to release
+	}
+	return err
+}
+
+// deleteOrphans removes ServiceAnnouncements whose Service is gone or no
+// longer served (the garbage collector does it in a full cluster; this
+// covers clusters without one and Services that changed type).
+func (w *statusWriter) deleteOrphans(ctx context.Context) {
+	s := w.s
+	var list porticov1.ServiceAnnouncementList
+	if err := s.mgr.GetCache().List(ctx, &list); err != nil {
+		return
+	}
+	for i := range list.Items {
+		sa := &list.Items[i]
+		var svc corev1.Service
+		err := s.mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(sa), &svc)
+		if err == nil && l2plan.Serves(&svc, s.cfg.LBClass) {
+			continue
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		if err := s.mgr.GetClient().Delete(rctx, sa); err != nil && !apierrors.IsNotFound(err) {
+			s.log.Warn("deleting orphaned ServiceAnnouncement", "name", client.ObjectKeyFromObject(sa).String(), "error", err)
+		}
+		cancel()
+	}
+}
+
+// eventOwnership records an event on the Service for each IP this node
+// starts announcing, and for each IP that lost its announcer (deputy).
+func (w *statusWriter) eventOwnership(key types.NamespacedName, prev, now, stored []porticov1.L2Announcement) {
+	s := w.s
+	var svc corev1.Service
+	if err := s.mgr.GetCache().Get(context.Background(), key, &svc); err != nil {
+		return
+	}
+	for _, e := range now {
+		if slices.ContainsFunc(prev, func(p porticov1.L2Announcement) bool { return reflect.DeepEqual(normEntry(p), normEntry(e)) }) {
+			continue
+		}
+		if e.Node != "" {
+			if slices.ContainsFunc(stored, func(p porticov1.L2Announcement) bool {
+				return p.IP == e.IP && p.Node == e.Node && slices.Equal(p.Interfaces, e.Interfaces)
+			}) {
+				continue // already recorded before a restart
+			}
+			s.event(&svc, corev1.EventTypeNormal, "Announcing", "announcing %s from %s on %s", e.IP, e.Node, strings.Join(e.Interfaces, ", "))
+		} else {
+			s.event(&svc, corev1.EventTypeWarning, "NotAnnounced", "%s is not announced: %s", e.IP, e.Reason)
+		}
+	}
+}
+
+// eventProblems records an event on each L2Advertisement with a new
+// problem.
+func (w *statusWriter) eventProblems(problems []l2plan.Problem) {
+	s := w.s
+	for _, p := range problems {
+		if slices.Contains(w.problems, p) || p.Kind != "L2Advertisement" {
+			continue
+		}
+		var ad porticov1.L2Advertisement
+		if err := s.mgr.GetCache().Get(context.Background(), types.NamespacedName{Name: p.Name}, &ad); err != nil {
+			continue
+		}
+		s.event(&ad, corev1.EventTypeWarning, "InvalidL2Advertisement", "%s: %s", p.Field, p.Message)
+	}
+	w.problems = slices.Clone(problems)
+}
+
+// nodeEvent records an event on this speaker's Node.
+func (w *statusWriter) nodeEvent(typ, reason, msg string) {
+	w.s.event(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: w.s.cfg.NodeName, UID: types.UID(w.s.cfg.NodeName)}}, typ, reason, "%s", msg)
+}
+
+// event records an event from this speaker.
+func (s *Speaker) event(obj runtime.Object, typ, reason, format string, args ...any) {
+	s.rec.Eventf(obj, nil, typ, reason, "Announce", format, args...)
+}
