@@ -30,7 +30,7 @@ func main() {
 func run() int {
 	def := membership.DefaultTimers()
 	// Our own flag set: controller-runtime registers --kubeconfig on the global one.
-	fs := fs.NewFlagSet("portico-speaker", flag.ExitOnError)
+	fs := flag.NewFlagSet("portico-speaker", flag.ExitOnError)
 	var (
 		showVersion = fs.Bool("version", false, "print the version and exit")
 		nodeName    = fs.String("node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
