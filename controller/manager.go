@@ -1,0 +1,275 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	v1 "github.com/portico-lb/portico/api/v1alpha1"
+)
+
+// Options configure the controller manager.
+type Options struct {
+	// LBClass is the loadBalancerClass handled; "" handles Services without one.
+	LBClass string
+	// Namespace is where Portico runs: the Lease, the webhook certificate
+	// Secret and Secret references without a namespace live there.
+	Namespace string
+	// LeaderElect turns on leader election with a Lease named LeaderElectionID
+	// in LeaderElectionNamespace (default Namespace).
+	LeaderElect             bool
+	LeaderElectionID        string
+	LeaderElectionNamespace string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune how fast a new leader
+	// takes over; defaults 6s, 4s and 1s.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// MetricsBindAddress and HealthProbeBindAddress: "0" disables.
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+	// Webhook serves the validating webhook when Enabled.
+	Webhook WebhookOptions
+	// Workers is the number of concurrent Service reconciles (default 16):
+	// status writes are the bottleneck and the API server takes them fastest
+	// with several writers.
+	Workers int
+}
+
+// Scheme returns a scheme with the Kubernetes and Portico types.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := v1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// NewManager returns a manager running every Portico controller; call Start.
+func NewManager(cfg *rest.Config, o Options) (manager.Manager, error) {
+	registerMetrics()
+	if o.Namespace == "" {
+		o.Namespace = "portico-system"
+	}
+	if o.LeaderElectionID == "" {
+		o.LeaderElectionID = "portico-controller"
+	}
+	if o.LeaderElectionNamespace == "" {
+		o.LeaderElectionNamespace = o.Namespace
+	}
+	if o.LeaseDuration == 0 {
+		o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = 6*time.Second, 4*time.Second, time.Second
+	}
+	if o.Workers == 0 {
+		o.Workers = 16
+	}
+	cfg = rest.CopyConfig(cfg)
+	// Client-side throttling would cap status writes far below what the API
+	// server takes; its own priority and fairness protects it instead.
+	cfg.QPS, cfg.Burst = -1, 0
+	mo := manager.Options{
+		Scheme:                        Scheme(),
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &o.LeaseDuration,
+		RenewDeadline:                 &o.RenewDeadline,
+		RetryPeriod:                   &o.RetryPeriod,
+		Metrics:                       metricsserver.Options{BindAddress: orDefault(o.MetricsBindAddress, "0")},
+		HealthProbeBindAddress:        orDefault(o.HealthProbeBindAddress, "0"),
+		Cache: cache.Options{
+			// Managed fields are a large share of a cached Service and unused.
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+		Controller: crcontrollerConfig(),
+	}
+	if o.Webhook.Enabled {
+		if err := o.Webhook.defaults(o.Namespace); err != nil {
+			return nil, err
+		}
+		mo.WebhookServer = webhook.NewServer(webhook.Options{Port: o.Webhook.Port, CertDir: o.Webhook.CertDir})
+	}
+	mgr, err := ctrl.NewManager(cfg, mo)
+	if err != nil {
+		return nil, err
+	}
+	if err := Setup(mgr, o); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Setup adds Portico's controllers, the start-up rebuild and, if enabled, the
+// webhook to mgr.
+func Setup(mgr manager.Manager, o Options) error {
+	st := newState()
+	dirty := &atomic.Bool{}
+	svcRetry := make(chan event.GenericEvent, 1024)
+	cfgKick := make(chan event.GenericEvent, 1)
+	rec := mgr.GetEventRecorderFor("portico-controller") //nolint:staticcheck // core/v1 events show in kubectl describe
+	sr := &ServiceReconciler{client: mgr.GetClient(), st: st, class: o.LBClass, rec: rec, countsDirty: dirty, retry: svcRetry}
+	cr := &ConfigReconciler{client: mgr.GetClient(), reader: mgr.GetAPIReader(), st: st, namespace: o.Namespace, retry: svcRetry, countsDirty: dirty}
+
+	err := ctrl.NewControllerManagedBy(mgr).Named("service").
+		For(&corev1.Service{}).
+		WatchesRawSource(source.Channel(svcRetry, &handler.EnqueueRequestForObject{})).
+		WithOptions(crcontroller.Options{MaxConcurrentReconciles: o.Workers}).
+		Complete(sr)
+	if err != nil {
+		return err
+	}
+	toConfig := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{configKey}
+	})
+	err = ctrl.NewControllerManagedBy(mgr).Named("config").
+		Watches(&v1.IPAddressPool{}, toConfig).
+		Watches(&v1.L2Advertisement{}, toConfig).
+		Watches(&v1.BGPAdvertisement{}, toConfig).
+		Watches(&v1.BGPPeer{}, toConfig).
+		Watches(&v1.BFDProfile{}, toConfig).
+		Watches(&v1.Community{}, toConfig).
+		WatchesRawSource(source.Channel(cfgKick, toConfig)).
+		Complete(cr)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(&rebuilder{cache: mgr.GetCache(), client: mgr.GetClient(), st: st, class: o.LBClass, cfg: cr}); err != nil {
+		return err
+	}
+	if err := mgr.Add(&countsTicker{dirty: dirty, kick: cfgKick}); err != nil {
+		return err
+	}
+	if o.Webhook.Enabled {
+		return setupWebhook(mgr, o)
+	}
+	return nil
+}
+
+// crcontrollerConfig lets several managers run in one process (tests, the
+// handover test) without controller name clashes.
+func crcontrollerConfig() crconfig.Controller {
+	skip := true
+	return crconfig.Controller{SkipNameValidation: &skip}
+}
+
+// rebuilder restores allocation state from Service status when this replica
+// becomes leader, before any reconciler allocates.
+type rebuilder struct {
+	cache  cache.Cache
+	client client.Client
+	st     *state
+	class  string
+	cfg    *ConfigReconciler
+}
+
+func (b *rebuilder) NeedLeaderElection() bool { return true }
+
+// Start assigns every Service the addresses its status records, assigned
+// Services first and oldest first (ties by name), so that two Services
+// claiming one address are settled the same way every time.
+func (b *rebuilder) Start(ctx context.Context) error {
+	if !b.cache.WaitForCacheSync(ctx) {
+		return fmt.Errorf("caches did not sync")
+	}
+	if _, err := b.cfg.refresh(ctx); err != nil {
+		return fmt.Errorf("reading the configuration at start: %w", err)
+	}
+	var list corev1.ServiceList
+	if err := b.client.List(ctx, &list); err != nil {
+		return fmt.Errorf("listing Services at start: %w", err)
+	}
+	svcs := make([]*corev1.Service, 0, len(list.Items))
+	for i := range list.Items {
+		s := &list.Items[i]
+		if Handles(s, b.class) && len(IngressIPs(s)) > 0 {
+			svcs = append(svcs, s)
+		}
+	}
+	slices.SortFunc(svcs, func(x, y *corev1.Service) int {
+		if c := x.CreationTimestamp.Compare(y.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Namespace+"/"+x.Name, y.Namespace+"/"+y.Name)
+	})
+	nsLabels := map[string]map[string]string{}
+	var nsList corev1.NamespaceList
+	if err := b.client.List(ctx, &nsList); err == nil {
+		for _, n := range nsList.Items {
+			nsLabels[n.Name] = n.Labels
+		}
+	}
+	for _, s := range svcs {
+		facts := ServiceFacts(s)
+		facts.NamespaceLabels = nsLabels[s.Namespace]
+		for _, ip := range IngressIPs(s) {
+			if _, err := b.st.alloc.Assign(facts, ip, ""); err != nil {
+				b.st.setReason(facts.Key, fmt.Sprintf("%s could not be kept when the controller started: %v", ip, err))
+			}
+		}
+	}
+	close(b.st.ready)
+	return nil
+}
+
+// countsTicker asks the config reconciler to refresh pool counts at most once
+// a second while allocations change, instead of once per Service.
+type countsTicker struct {
+	dirty *atomic.Bool
+	kick  chan event.GenericEvent
+}
+
+func (t *countsTicker) NeedLeaderElection() bool { return true }
+
+func (t *countsTicker) Start(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if t.dirty.Load() {
+				select {
+				case t.kick <- event.GenericEvent{Object: &v1.IPAddressPool{}}:
+				default:
+				}
+			}
+		}
+	}
+}
