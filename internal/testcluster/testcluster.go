@@ -91,6 +91,9 @@ func Start() (*Cluster, error) {
 	}
 	// LoadBalancer Services without node ports, many at a time, in benchmarks.
 	env.ControlPlane.GetAPIServer().Configure().Append("service-node-port-range", "30000-60000")
+	// Dual-stack ClusterIPs (in-cluster only, no traffic) so dual-stack Services can be
+	// created, and a /16 so 10,000 Services fit.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16,fd00:10::/108")
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting the API server from %s: %w", assets, err)
