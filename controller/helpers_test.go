@@ -39,8 +39,11 @@ func run(t *testing.T, o controller.Options) (stop func()) {
 	if o.Namespace == "" {
 		o.Namespace = "default"
 	}
-	if o.LBClass == "" {
-		o.LBClass = "portico.dev/" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	switch o.LBClass {
+	case "":
+		o.LBClass = class(t)
+	case defaultClass:
+		o.LBClass = ""
 	}
 	mgr, err := controller.NewManager(cluster.Config, o)
 	if err != nil {
@@ -60,6 +63,9 @@ func run(t *testing.T, o controller.Options) (stop func()) {
 	t.Cleanup(stop)
 	return stop
 }
+
+// defaultClass asks run for a controller handling Services without a class.
+const defaultClass = "<none>"
 
 // class is the loadBalancerClass of the test's controller (see run).
 func class(t *testing.T) string {
