@@ -1,0 +1,68 @@
+// Package lab runs a whole Portico cluster on one machine, as root, for the
+// end-to-end tests, the benchmarks and `make demo`.
+//
+// Everything is real: etcd and kube-apiserver (built by
+// hack/build-control-plane.sh), the Portico CRDs, bin/portico-controller and one
+// bin/portico-speaker per node, each a separate process. There is no kubelet and
+// no kube-proxy: the lab creates Node objects and EndpointSlices itself and
+// stands in for kube-proxy (see below).
+//
+// # Topology
+//
+// Every name starts with the lab's prefix (Opts.Name, default "ptc"):
+//
+//	ptc-ctl      etcd, kube-apiserver (203.0.113.1:6443), portico-controller;
+//	             bridge "brm" (203.0.113.1/25): the management network
+//	ptc-l2       bridge "br0" (stp_state 0, forward_delay 0, mcast_snooping 0):
+//	             the data segment, nothing else
+//	ptc-nodeN    portico-speaker --node-name nodeN; mgmt0 203.0.113.(10+N)/25 on brm,
+//	             eth0 198.51.100.(10+N)/24 and 2001:db8:1::(10+N)/64 on br0
+//	             (MAC 02:70:74:63:01:0N), service IPs on lo, HTTP responder on :80
+//	ptc-client   eth0 198.51.100.2/24, 2001:db8:1::2/64 on br0
+//	ptc-router   reserved for a router (FRR) on the data segment: 198.51.100.1,
+//	             2001:db8:1::1 (not created yet)
+//
+// Lab addresses come only from the documentation ranges and exist only inside
+// the lab's namespaces. 192.0.2.0/24 is avoided on purpose: the machines this
+// project runs on use it for their own network. The L2 service pools are
+// 198.51.100.100-198.51.100.199 and 2001:db8:1::100-2001:db8:1::1ff (on-link
+// for the client), ClusterIPs come from 203.0.113.128/25 and
+// 2001:db8:ffff::/108, and the root namespace gets blackhole routes for
+// 198.51.100.0/24, 203.0.113.0/24 and 2001:db8::/32 as a safety net: nothing
+// the lab does sends traffic from the root namespace.
+//
+// The root namespace reaches the API server through a small TCP proxy on
+// 127.0.0.1 whose upstream sockets are opened inside ptc-ctl (the kubeconfig
+// at Lab.Kubeconfig, for kubectl); the lab's own Go clients dial inside ptc-ctl
+// directly.
+//
+// # The kube-proxy stand-in
+//
+// kube-proxy's IPVS mode puts every LoadBalancer IP on a dummy interface of
+// every node, with "strict ARP". This kernel has no dummy link type, so the lab
+// watches Services and puts every ingress IP on lo in every node namespace,
+// with net.ipv4.conf.all.arp_ignore=1 and arp_announce=2 in the node
+// namespaces. Checked on these machines with arping: with arp_ignore=0 the
+// node's kernel answers ARP on eth0 for an IPv4 address on lo; with
+// arp_ignore=1 it does not, which leaves ARP to the speaker. For IPv6 nothing
+// extra is needed: the kernel answers a neighbour solicitation only for
+// addresses on the interface it arrived on (ndisc_recv_ns looks the target up
+// strictly per device), so an address on lo (added with nodad) gets no NDP
+// answer on eth0 (checked with ndisc6: "Timed out"), while traffic to it is
+// still delivered locally. No nftables rules are needed.
+//
+// Each node namespace also has an HTTP responder on port 80 (all addresses)
+// that answers with the node's name, so a client request shows which node
+// received it.
+//
+// # Processes, logs and teardown
+//
+// Every process writes its log to the run folder (Lab.RunDir, under
+// /tmp/portico-lab). The lab records itself in a state file under
+// /run/portico-lab (namespaces, PIDs with their start times, the owning
+// process). Down stops processes by PID (TERM, then KILL), kills whatever is
+// left in the lab's namespaces by PID and deletes them with `ip netns del`.
+// CleanLeftovers does the same for labs whose owner died (a failed or
+// interrupted run) and for namespaces with the "ptc-" prefix that no live lab
+// claims; Up calls it first.
+package lab
