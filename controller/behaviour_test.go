@@ -110,7 +110,10 @@ func TestSharingRules(t *testing.T) {
 	waitIPs(t, ns1, "c1", "192.0.2.2")
 	service(t, ns2, "c2", port(82, "cluster:edge"))
 	waitIPs(t, ns2, "c2", "192.0.2.2") // cluster: keys do
-	service(t, ns2, "mlb", func(s *corev1.Service) { s.Spec.Ports[0].Port = 83; s.Annotations["metallb.io/allow-shared-ip"] = "edge" })
+	service(t, ns2, "mlb", func(s *corev1.Service) {
+		s.Spec.Ports[0].Port = 83
+		s.Annotations["metallb.io/allow-shared-ip"] = "edge"
+	})
 	waitIPs(t, ns2, "mlb", "192.0.2.2") // MetalLB keys are cluster-wide, as in MetalLB
 	_, st := poolCondition(t, "share")
 	eventually(t, func() string {
