@@ -11,7 +11,7 @@ export KUBEBUILDER_ASSETS := $(K8S_BIN)
 RACE ?= -race
 GO_TEST_FLAGS ?=
 
-.PHONY: all build generate lint test test-unit control-plane bench demo lab-up lab-down clean
+.PHONY: all build generate lint test test-unit control-plane bench demo lab-up lab-down e2e bench-lab clean
 
 all: build
 
@@ -43,6 +43,33 @@ test: lint control-plane build
 
 bench: control-plane build
 	./hack/bench.sh
+
+# The lab (e2etest/lab): a whole cluster on this machine, as root. See e2etest/cmd/lab.
+LAB := bin/lab
+$(LAB): FORCE
+	go build -o $(LAB) ./e2etest/cmd/lab
+
+# Start a lab that keeps running; it prints KUBECONFIG and how to reach a Service.
+lab-up: build control-plane $(LAB)
+	./$(LAB) up
+
+# Stop it, and remove leftovers of failed or interrupted runs.
+lab-down: $(LAB)
+	./$(LAB) down
+
+# Start a lab, show an L2 Service and its failover, tear the lab down.
+demo: build control-plane $(LAB)
+	./$(LAB) demo
+
+# Only the end-to-end tests (they also run in `make test`).
+e2e: control-plane build
+	go test -count=1 $(GO_TEST_FLAGS) ./e2etest/...
+
+# Only the lab benchmarks (failover, announcement latency, speaker memory).
+bench-lab: control-plane build
+	./hack/bench-lab.sh
+
+FORCE:
 
 clean:
 	rm -rf bin/portico bin/portico-controller bin/portico-speaker

@@ -205,12 +205,14 @@ func TestServiceDeletedStopsAnswers(t *testing.T) {
 		if err := theLab.DeleteService(ctx, name); err != nil {
 			t.Fatal(err)
 		}
+		deleted := time.Now()
 		for {
 			macs, err := theLab.Replies(ip)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(macs) == 0 {
+				t.Logf("%s: no answer %s after deletion", ip, time.Since(deleted).Round(time.Millisecond))
 				break
 			}
 			if ctx.Err() != nil {

@@ -44,26 +44,44 @@ func (l *Lab) HTTPGet(ctx context.Context, ip netip.Addr, timeout time.Duration)
 
 // Probe is one HTTP request of WaitHTTP.
 type Probe struct {
-	At   time.Time
-	Node string
-	Err  error
+	Sent, At time.Time // when the request started and when its answer came
+	Node     string
+	Err      error
 }
 
-// WaitHTTP asks http://ip/ from the client every interval until an answer
-// satisfies ok (nil: any answer) and returns it with the time it arrived.
+// WaitHTTP starts a request for http://ip/ from the client every interval,
+// each on a new connection with its own timeout of at least 250 ms, so that
+// requests stuck on a dead node do not slow the probing down. It returns the
+// first answer that satisfies ok (nil: any answer); Probe.At is when that
+// answer arrived.
 func (l *Lab) WaitHTTP(ctx context.Context, ip netip.Addr, interval time.Duration, ok func(node string) bool) (Probe, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan Probe, 64)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
 	var last Probe
 	for {
-		start := time.Now()
-		node, err := l.HTTPGet(ctx, ip, max(interval, 100*time.Millisecond))
-		last = Probe{At: time.Now(), Node: node, Err: err}
-		if err == nil && (ok == nil || ok(node)) {
-			return last, nil
-		}
-		select {
-		case <-ctx.Done():
-			return last, fmt.Errorf("no suitable HTTP answer from %s: last answer %q, error %v", ip, last.Node, last.Err)
-		case <-time.After(interval - time.Since(start)):
+		go func(sent time.Time) {
+			node, err := l.HTTPGet(ctx, ip, max(5*interval, 250*time.Millisecond))
+			select {
+			case results <- Probe{Sent: sent, At: time.Now(), Node: node, Err: err}:
+			case <-ctx.Done():
+			}
+		}(time.Now())
+	wait:
+		for {
+			select {
+			case p := <-results:
+				if p.Err == nil && (ok == nil || ok(p.Node)) {
+					return p, nil
+				}
+				last = p
+			case <-tick.C:
+				break wait
+			case <-ctx.Done():
+				return last, fmt.Errorf("no suitable HTTP answer from %s: last answer %q, error %v", ip, last.Node, last.Err)
+			}
 		}
 	}
 }

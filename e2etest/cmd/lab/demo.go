@@ -1,5 +1,164 @@
 package main
 
-func demo(name string, nodes int) error { return nil }
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
 
-func bench(name string, nodes, trials, services int) error { return nil }
+	"github.com/portico-lb/portico/e2etest/lab"
+)
+
+// demoRun carries the running lab and the current step, so that a failure
+// names both the step and the logs.
+type demoRun struct {
+	l    *lab.Lab
+	step string
+}
+
+func (d *demoRun) begin(s string) {
+	d.step = s
+	step(s)
+}
+
+func (d *demoRun) fail(err error) error {
+	return fmt.Errorf("step %q failed: %w\n(logs of every lab process: %s)", d.step, err, d.l.RunDir)
+}
+
+// kubectl runs kubectl against the lab and prints the command and its output.
+func (d *demoRun) kubectl(stdin string, args ...string) error {
+	fmt.Printf("    $ kubectl %s\n", strings.Join(args, " "))
+	return d.show(stdin, "kubectl", append([]string{"--kubeconfig", d.l.Kubeconfig}, args...)...)
+}
+
+// inClient runs a command in the client namespace, printing it and its output.
+func (d *demoRun) inClient(args ...string) error {
+	fmt.Printf("    $ ip netns exec %s %s\n", d.l.ClientNS, strings.Join(args, " "))
+	return d.show("", "ip", append([]string{"netns", "exec", d.l.ClientNS}, args...)...)
+}
+
+func (d *demoRun) show(stdin, name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		fmt.Printf("      %s\n", line)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+const demoConfig = `apiVersion: portico.dev/v1alpha1
+kind: IPAddressPool
+metadata:
+  name: demo
+spec:
+  addresses: ["` + lab.PoolV4 + `", "` + lab.PoolV6 + `"]
+---
+apiVersion: portico.dev/v1alpha1
+kind: L2Advertisement
+metadata:
+  name: demo
+spec:
+  ipAddressPools: [demo]
+`
+
+func demo(name string, nodes int) (err error) {
+	d := &demoRun{step: "start the lab"}
+	step("start the lab: API server, controller and a speaker in each of the node namespaces")
+	d.l, err = lab.Up(lab.Opts{Name: name, Nodes: nodes, Progress: func(s string) { fmt.Printf("    - %s\n", s) }})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		step("tear the lab down")
+		if derr := d.l.Down(); derr != nil && err == nil {
+			err = derr
+		}
+		fmt.Printf("    logs kept in %s\n", d.l.RunDir)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	d.begin("create an IPAddressPool and an L2Advertisement")
+	if err := d.kubectl(demoConfig, "apply", "-f", "-"); err != nil {
+		return d.fail(err)
+	}
+	d.begin("create a LoadBalancer Service (and its EndpointSlice: the lab stands in for the kubelet)")
+	if _, err := d.l.CreateService(ctx, "web", lab.ServiceOpts{}); err != nil {
+		return d.fail(err)
+	}
+	ip, err := d.l.WaitIngress(ctx, "web")
+	if err != nil {
+		return d.fail(err)
+	}
+	d.begin("the Service got " + ip.String())
+	if err := d.kubectl("", "get", "service", "web", "-o", "wide"); err != nil {
+		return d.fail(err)
+	}
+	first, err := d.reach(ctx, ip)
+	if err != nil {
+		return d.fail(err)
+	}
+	if err := d.kubectl("", "describe", "service", "web"); err != nil {
+		return d.fail(err)
+	}
+	return d.failover(ctx, ip, first)
+}
+
+// reach shows that the client reaches ip: the ARP reply's MAC and the HTTP
+// answer name the same node, which it returns.
+func (d *demoRun) reach(ctx context.Context, ip netip.Addr) (*lab.Node, error) {
+	d.begin("the client reaches " + ip.String() + " on the data segment")
+	n := (*lab.Node)(nil)
+	var err error
+	for n == nil && ctx.Err() == nil {
+		if n, err = d.l.Announcer(ip); err != nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if n == nil {
+		return nil, err
+	}
+	if err := d.inClient("arping", "-c", "1", "-w", "2", "-I", "eth0", ip.String()); err != nil {
+		return nil, err
+	}
+	if err := d.inClient("curl", "-sS", "-m", "2", "http://"+ip.String()+"/"); err != nil {
+		return nil, err
+	}
+	fmt.Printf("    %s (MAC %s) answers ARP for %s, and HTTP reaches %s\n", n.Name, n.MAC, ip, n.Name)
+	return n, nil
+}
+
+func (d *demoRun) failover(ctx context.Context, ip netip.Addr, old *lab.Node) error {
+	d.begin(fmt.Sprintf("kill %s: its speaker (SIGKILL, PID %d) and its data link", old.Name, d.l.Proc("speaker-"+old.Name).PID))
+	d.l.KillSpeaker(old)
+	if err := d.l.CutDataLink(old); err != nil {
+		return d.fail(err)
+	}
+	killed := time.Now()
+	d.begin("probe http://" + ip.String() + "/ from the client every 50 ms until another node answers")
+	p, err := d.l.WaitHTTP(ctx, ip, 50*time.Millisecond, func(n string) bool { return n != old.Name })
+	if err != nil {
+		return d.fail(err)
+	}
+	fmt.Printf("    %s answered %s after the kill\n", p.Node, p.At.Sub(killed).Round(time.Millisecond))
+	if _, err := d.reach(ctx, ip); err != nil {
+		return d.fail(err)
+	}
+	d.begin("what the cluster says now")
+	if err := d.kubectl("", "get", "speakerstatuses"); err != nil {
+		return d.fail(err)
+	}
+	if err := d.kubectl("", "describe", "service", "web"); err != nil {
+		return d.fail(err)
+	}
+	fmt.Fprintf(os.Stdout, "\nFailover from %s to %s: %s from the kill to the client's first answer.\n",
+		old.Name, p.Node, p.At.Sub(killed).Round(time.Millisecond))
+	return nil
+}
