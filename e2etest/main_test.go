@@ -124,6 +124,7 @@ func pool(t *testing.T, ctx context.Context, name string, nodeLabels map[string]
 // returns its IP.
 func service(t *testing.T, ctx context.Context, name string, o lab.ServiceOpts) netip.Addr {
 	t.Helper()
+	start := time.Now()
 	if _, err := theLab.CreateService(ctx, name, o); err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +139,7 @@ func service(t *testing.T, ctx context.Context, name string, o lab.ServiceOpts) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("service %s got %s in %s", name, ip, time.Since(start).Round(time.Millisecond))
 	return ip
 }
 

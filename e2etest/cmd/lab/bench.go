@@ -71,12 +71,8 @@ func benchAnnounce(ctx context.Context, l *lab.Lab, trials int) error {
 		if _, err := lab.Exec(l.ClientNS, "ip", "neigh", "flush", "all"); err != nil {
 			return err
 		}
-		name := fmt.Sprintf("announce-%d", i)
 		start := time.Now()
-		if _, err := l.CreateService(ctx, name, lab.ServiceOpts{}); err != nil {
-			return err
-		}
-		ip, err := l.WaitIngress(ctx, name)
+		ip, err := createIP(ctx, l, fmt.Sprintf("announce-%d", i))
 		if err != nil {
 			return err
 		}
@@ -103,10 +99,7 @@ func benchFailover(ctx context.Context, l *lab.Lab, trials int) error {
 	var ds []time.Duration
 	for i := range trials {
 		name := fmt.Sprintf("failover-%d", i)
-		if _, err := l.CreateService(ctx, name, lab.ServiceOpts{}); err != nil {
-			return err
-		}
-		ip, err := l.WaitIngress(ctx, name)
+		ip, err := createIP(ctx, l, name)
 		if err != nil {
 			return err
 		}
@@ -136,6 +129,14 @@ func benchFailover(ctx context.Context, l *lab.Lab, trials int) error {
 	}
 	reportDurations("l2_failover_node_death", ds)
 	return nil
+}
+
+// createIP creates an IPv4 Service and waits for its IP.
+func createIP(ctx context.Context, l *lab.Lab, name string) (netip.Addr, error) {
+	if _, err := l.CreateService(ctx, name, lab.ServiceOpts{}); err != nil {
+		return netip.Addr{}, err
+	}
+	return l.WaitIngress(ctx, name)
 }
 
 func heal(ctx context.Context, l *lab.Lab, n *lab.Node) error {
