@@ -36,24 +36,31 @@ type netWatcher struct {
 // resyncInterval is how often links are re-read without a notification.
 const resyncInterval = 10 * time.Second
 
-// run subscribes and re-reads until ctx ends.
+// run subscribes and re-reads until ctx ends. A subscription that fails is
+// renewed at the next periodic re-read.
 func (w *netWatcher) run(ctx context.Context) {
-	linkCh := make(chan netlink.LinkUpdate, 64)
-	addrCh := make(chan netlink.AddrUpdate, 64)
-	subscribe := func() error {
+	var linkCh chan netlink.LinkUpdate
+	var addrCh chan netlink.AddrUpdate
+	subscribe := func() {
 		onErr := func(err error) {
-			w.log.Warn("netlink subscription error; links are re-read periodically", "error", err)
+			if ctx.Err() == nil {
+				w.log.Warn("netlink subscription error; resubscribing", "error", err)
+			}
 		}
-		return w.netns(func() error {
-			if err := netlink.LinkSubscribeWithOptions(linkCh, ctx.Done(), netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
+		lc, ac := make(chan netlink.LinkUpdate, 64), make(chan netlink.AddrUpdate, 64)
+		err := w.netns(func() error {
+			if err := netlink.LinkSubscribeWithOptions(lc, ctx.Done(), netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
 				return err
 			}
-			return netlink.AddrSubscribeWithOptions(addrCh, ctx.Done(), netlink.AddrSubscribeOptions{ErrorCallback: onErr})
+			return netlink.AddrSubscribeWithOptions(ac, ctx.Done(), netlink.AddrSubscribeOptions{ErrorCallback: onErr})
 		})
+		if err != nil {
+			w.log.Error("cannot watch links with netlink; carrier changes are noticed only every "+resyncInterval.String(), "error", err)
+			return
+		}
+		linkCh, addrCh = lc, ac
 	}
-	if err := subscribe(); err != nil {
-		w.log.Error("cannot watch links with netlink; carrier changes are noticed only every "+resyncInterval.String(), "error", err)
-	}
+	subscribe()
 	w.refresh()
 	t := time.NewTicker(resyncInterval)
 	defer t.Stop()
@@ -61,9 +68,18 @@ func (w *netWatcher) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-linkCh:
-		case <-addrCh:
+		case _, ok := <-linkCh:
+			if !ok { // the subscription ended (its channel is closed)
+				linkCh = nil
+			}
+		case _, ok := <-addrCh:
+			if !ok {
+				addrCh = nil
+			}
 		case <-t.C:
+			if linkCh == nil || addrCh == nil {
+				subscribe()
+			}
 		}
 		drain(linkCh)
 		drain(addrCh)
@@ -71,10 +87,14 @@ func (w *netWatcher) run(ctx context.Context) {
 	}
 }
 
+// drain empties ch without blocking; a nil or closed ch is left alone.
 func drain[T any](ch chan T) {
-	for {
+	for ch != nil {
 		select {
-		case <-ch:
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
 		default:
 			return
 		}

@@ -118,19 +118,21 @@ type Speaker struct {
 
 	kick chan struct{}
 
-	mu          sync.Mutex
-	ready       bool                      // caches synced, joined, first plan applied
-	standDown   *membership.ConflictError // another speaker owns our node name
-	conflict    *membership.ConflictError // last conflict seen, for status
-	published   []byte                    // last meta published
-	plan        *l2plan.Plan              // last plan
-	setOwnedErr error                     // last announcer error
-	localIfaces []election.Interface      // last local interface view
-	owned       map[netip.Addr][]string   // what the announcer was told
-	members     []string                  // last member names
-	memberView  []l2plan.Member           // last member view
-	conflictAt  time.Time                 // when conflict was reported
-	rec         events.EventRecorder
+	mu              sync.Mutex
+	ready           bool                      // caches synced, joined, first plan applied
+	standDown       *membership.ConflictError // another speaker owns our node name
+	conflict        *membership.ConflictError // last conflict seen, for status
+	published       []byte                    // last meta published
+	publishedIfaces []election.Interface      // the interfaces in published
+	metaKick        chan struct{}
+	plan            *l2plan.Plan            // last plan
+	setOwnedErr     error                   // last announcer error
+	localIfaces     []election.Interface    // last local interface view
+	owned           map[netip.Addr][]string // what the announcer was told
+	members         []string                // last member names
+	memberView      []l2plan.Member         // last member view
+	conflictAt      time.Time               // when conflict was reported
+	rec             events.EventRecorder
 }
 
 // Run starts a speaker and blocks until ctx ends, then leaves memberlist
@@ -151,7 +153,7 @@ func New(ctx context.Context, cfg Config) (*Speaker, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Speaker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), kick: make(chan struct{}, 1)}
+	s := &Speaker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), kick: make(chan struct{}, 1), metaKick: make(chan struct{}, 1)}
 	var err error
 	if s.mgr, err = newManager(cfg); err != nil {
 		return nil, err
@@ -299,6 +301,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	if err == nil {
 		wg.Go(func() { s.peer.run(wctx) })
 		wg.Go(func() { s.st.run(wctx) })
+		wg.Go(func() { s.publish(wctx) })
 		s.loop(ctx)
 	}
 	s.shutdown()
@@ -316,13 +319,16 @@ func (s *Speaker) start(ctx context.Context) error {
 		return nil // ctx ended
 	}
 	s.peer.joinOnce(ctx)
-	s.recompute()
-	meta := s.metaFor(true)
+	s.recompute() // reads the links; announces nothing before ready
+	s.mu.Lock()
+	s.ready = true
+	meta, ifs := s.encodeMetaLocked(), s.localIfaces
+	s.mu.Unlock()
 	if err := s.ml.SetMeta(meta, time.Second); err != nil {
 		s.log.Warn("publishing readiness", "error", err)
 	}
 	s.mu.Lock()
-	s.ready, s.published = true, meta
+	s.published, s.publishedIfaces = meta, ifs
 	s.mu.Unlock()
 	s.recompute()
 	s.log.Info("speaker ready", "memberlist", s.ml.LocalAddr().String(), "members", s.ml.MemberNames())
@@ -381,18 +387,10 @@ func (s *Speaker) localView(named []string) (linkState, []election.Interface) {
 	return st, l2plan.LocalInterfaces(st.links, st.prefixes, named)
 }
 
-// metaFor encodes this node's memberlist metadata.
-func (s *Speaker) metaFor(ready bool) []byte {
-	s.mu.Lock()
-	ifs := s.localIfaces
-	s.mu.Unlock()
-	return l2plan.EncodeMeta(l2plan.Meta{Ready: ready, Interfaces: ifs}, membership.MaxMetaSize)
-}
-
 // recompute runs the plan on the current facts and hands the owned set to the
 // announcer, which diffs it.
 func (s *Speaker) recompute() {
-	in, err := s.inputs()
+	in, fresh, err := s.inputs()
 	if err != nil {
 		s.log.Error("reading the cache", "error", err)
 		return
@@ -401,7 +399,7 @@ func (s *Speaker) recompute() {
 
 	s.mu.Lock()
 	ready, standDown := s.ready, s.standDown
-	s.localIfaces = in.LocalInterfaces
+	s.localIfaces = fresh
 	s.mu.Unlock()
 
 	owned := plan.Owned
@@ -421,48 +419,65 @@ func (s *Speaker) recompute() {
 	}
 	s.mu.Lock()
 	s.plan, s.owned, s.setOwnedErr, s.members, s.memberView = &plan, owned, setErr, names, in.Members
-	publish := ready && !slices.Equal(s.published, s.metaForLocked())
 	s.mu.Unlock()
-	if publish {
-		s.publishMeta()
+	select {
+	case s.metaKick <- struct{}{}:
+	default:
 	}
 	s.st.trigger()
 }
 
-func (s *Speaker) metaForLocked() []byte {
+// encodeMetaLocked encodes this node's memberlist metadata; s.mu is held.
+func (s *Speaker) encodeMetaLocked() []byte {
 	return l2plan.EncodeMeta(l2plan.Meta{Ready: s.ready, Interfaces: s.localIfaces}, membership.MaxMetaSize)
 }
 
-// publishMeta gossips the current metadata without blocking the caller; a
-// newer state supersedes one still being sent.
-func (s *Speaker) publishMeta() {
-	s.mu.Lock()
-	meta := s.metaForLocked()
-	s.published = meta
-	s.mu.Unlock()
-	go func() {
+// publish gossips this node's metadata (readiness, interfaces and carrier)
+// whenever it changes, one update at a time so the latest always wins. Once
+// an update is sent, the plan is recomputed: a regained carrier counts for
+// this node only from then on (see l2plan.GateCarrier).
+func (s *Speaker) publish(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.metaKick:
+		}
+		s.mu.Lock()
+		meta, ifs := s.encodeMetaLocked(), s.localIfaces
+		same := slices.Equal(meta, s.published)
+		s.mu.Unlock()
+		if same {
+			continue
+		}
 		if err := s.ml.SetMeta(meta, 500*time.Millisecond); err != nil {
 			s.log.Debug("publishing interface state", "error", err)
 		}
-	}()
+		s.mu.Lock()
+		s.published, s.publishedIfaces = meta, ifs
+		s.mu.Unlock()
+		s.trigger()
+	}
 }
 
 // inputs gathers the plan's inputs from the cache, memberlist and netlink.
-func (s *Speaker) inputs() (l2plan.Inputs, error) {
+// It also returns this node's fresh interface view.
+func (s *Speaker) inputs() (l2plan.Inputs, []election.Interface, error) {
 	in := l2plan.Inputs{LocalNode: s.cfg.NodeName, LBClass: s.cfg.LBClass}
 	if err := s.listAll(&in); err != nil {
-		return in, err
+		return in, nil, err
 	}
 	var named []string
 	for _, ad := range in.L2Advertisements {
 		named = append(named, ad.Spec.Interfaces...)
 	}
 	slices.Sort(named)
-	st, ifs := s.localView(slices.Compact(named))
-	in.LocalInterfaces, in.LocalLinks = ifs, st.names
+	st, fresh := s.localView(slices.Compact(named))
 	s.mu.Lock()
-	ready := s.ready
+	ready, published := s.ready, s.publishedIfaces
 	s.mu.Unlock()
+	ifs := l2plan.GateCarrier(fresh, published)
+	in.LocalInterfaces, in.LocalLinks = ifs, st.names
 	for _, m := range s.ml.Members() {
 		meta, err := l2plan.DecodeMeta(m.Meta)
 		if err != nil {
@@ -473,7 +488,7 @@ func (s *Speaker) inputs() (l2plan.Inputs, error) {
 		}
 		in.Members = append(in.Members, l2plan.Member{Name: m.Name, Meta: meta})
 	}
-	return in, nil
+	return in, fresh, nil
 }
 
 // lastError summarises what this speaker cannot fix by itself.

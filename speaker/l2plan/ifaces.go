@@ -46,3 +46,24 @@ func comparePrefix(a, b netip.Prefix) int {
 	}
 	return a.Bits() - b.Bits()
 }
+
+// GateCarrier returns fresh with carrier kept only on interfaces that also
+// had carrier in published, the view the other speakers last received. A
+// node therefore steps back at once when it loses carrier but takes IPs back
+// only once the others know it regained it, so that the node currently
+// announcing in its place steps back at about the same moment. A nil
+// published (nothing published yet) returns fresh unchanged.
+func GateCarrier(fresh, published []election.Interface) []election.Interface {
+	if published == nil {
+		return fresh
+	}
+	out := make([]election.Interface, len(fresh))
+	for i, ifc := range fresh {
+		if ifc.Carrier {
+			j := slices.IndexFunc(published, func(p election.Interface) bool { return p.Name == ifc.Name })
+			ifc.Carrier = j >= 0 && published[j].Carrier
+		}
+		out[i] = ifc
+	}
+	return out
+}

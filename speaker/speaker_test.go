@@ -1,0 +1,374 @@
+package speaker_test
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
+	"github.com/portico-lb/portico/internal/netnstest"
+	"github.com/portico-lb/portico/internal/testcluster"
+	"github.com/portico-lb/portico/speaker"
+)
+
+var cluster *testcluster.Cluster
+
+func TestMain(m *testing.M) {
+	ctrl.SetLogger(logr.Discard())
+	os.Exit(testcluster.Main(m, &cluster))
+}
+
+const (
+	testNamespace = "portico-system"
+	svcIP         = "192.0.2.100"
+)
+
+// segment is a shared L2 segment: a bridge in its own namespace, node
+// namespaces (eth1, 192.0.2.1N/24) and a client namespace (eth0, 192.0.2.2).
+type segment struct {
+	bridge, client *netnstest.NS
+	nodes          map[string]*netnstest.NS
+	macs           map[string]string // node -> eth1 MAC
+	ports          map[string]string // node -> bridge port name
+}
+
+func newSegment(t *testing.T, nodes ...string) *segment {
+	t.Helper()
+	seg := &segment{
+		bridge: netnstest.New(t, "spkbr"), client: netnstest.New(t, "spkcl"),
+		nodes: map[string]*netnstest.NS{}, macs: map[string]string{}, ports: map[string]string{},
+	}
+	seg.bridge.Run(t, "ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0")
+	seg.bridge.Run(t, "ip", "link", "set", "br0", "up")
+	seg.attach(t, seg.client, "eth0", "pcl", "192.0.2.2/24", "")
+	for i, name := range nodes {
+		seg.addNode(t, name, fmt.Sprintf("02:00:5e:00:53:%02x", 0x11+i), fmt.Sprintf("192.0.2.%d/24", 11+i))
+	}
+	return seg
+}
+
+// attach connects ns to the bridge with a veth pair (ifname in ns, port on
+// the bridge) and brings it up with addr (and mac, when set).
+func (seg *segment) attach(t *testing.T, ns *netnstest.NS, ifname, port, addr, mac string) {
+	t.Helper()
+	netnstest.Veth(t, ns, ifname, seg.bridge, port)
+	if mac != "" {
+		ns.Run(t, "ip", "link", "set", ifname, "address", mac)
+	}
+	seg.bridge.Run(t, "ip", "link", "set", port, "master", "br0")
+	seg.bridge.Run(t, "ip", "link", "set", port, "up")
+	ns.Run(t, "ip", "addr", "add", addr, "dev", ifname)
+	ns.Run(t, "ip", "link", "set", ifname, "up")
+}
+
+// addNode adds a node namespace with eth1 on the segment.
+func (seg *segment) addNode(t *testing.T, name, mac, addr string) {
+	t.Helper()
+	ns := netnstest.New(t, "spknode")
+	port := fmt.Sprintf("p%d", len(seg.ports))
+	seg.attach(t, ns, "eth1", port, addr, mac)
+	seg.nodes[name], seg.macs[name], seg.ports[name] = ns, mac, port
+}
+
+var arpingReply = regexp.MustCompile(`reply from \S+ \[([0-9A-Fa-f:]{17})\]`)
+
+// arping returns the distinct MACs that answered ARP for ip from the client.
+func (seg *segment) arping(ip string) []string {
+	out, _ := seg.client.Exec("arping", "-c", "2", "-w", "2", "-I", "eth0", ip)
+	var macs []string
+	for _, m := range arpingReply.FindAllStringSubmatch(out, -1) {
+		macs = append(macs, strings.ToLower(m[1]))
+	}
+	slices.Sort(macs)
+	return slices.Compact(macs)
+}
+
+func (seg *segment) nodeOf(mac string) string {
+	for n, m := range seg.macs {
+		if m == mac {
+			return n
+		}
+	}
+	return "unknown MAC " + mac
+}
+
+// waitAnswer waits until exactly one node, other than not, answers ARP for
+// ip in two arping rounds in a row, and returns it. Two nodes may answer for
+// an instant during a handover; they must not keep doing so.
+func (seg *segment) waitAnswer(t *testing.T, ip, not string) string {
+	t.Helper()
+	var last []string
+	prev := ""
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		last = seg.arping(ip)
+		cur := ""
+		if len(last) == 1 && seg.nodeOf(last[0]) != not {
+			cur = seg.nodeOf(last[0])
+		}
+		if len(last) > 1 {
+			t.Logf("%s answered by %d nodes during a handover: %v", ip, len(last), last)
+		}
+		if cur != "" && cur == prev {
+			return cur
+		}
+		prev = cur
+	}
+	t.Fatalf("no single node (other than %q) answers ARP for %s; last answers: %v", not, ip, last)
+	return ""
+}
+
+// running is one in-process speaker.
+type running struct {
+	sp     *speaker.Speaker
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	err    error
+}
+
+// stop stops the speaker as SIGTERM does and waits for it; it is safe to
+// call more than once.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.once.Do(func() {
+		r.cancel()
+		r.err = <-r.done
+	})
+	if r.err != nil {
+		t.Errorf("speaker returned %v", r.err)
+	}
+}
+
+func startSpeaker(t *testing.T, node string, ns *netnstest.NS) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := speaker.Config{
+		NodeName:   node,
+		RestConfig: cluster.Config,
+		BindAddr:   "127.0.0.1",
+		Announce:   []time.Duration{0, 100 * time.Millisecond},
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()})).With("test", t.Name()),
+		NetNS:      ns.Do,
+	}
+	sp, err := speaker.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatalf("starting speaker %s: %v", node, err)
+	}
+	r := &running{sp: sp, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- sp.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func mustCreate(t *testing.T, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := cluster.Client.Create(context.Background(), o); err != nil {
+			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+		}
+	}
+}
+
+func ensureSecret(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	_ = cluster.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testNamespace}})
+	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	_ = cluster.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "portico-memberlist"},
+		Data:       map[string][]byte{"secretkey": []byte(key)},
+	})
+}
+
+func node(name string) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}}}
+}
+
+// lbService creates a LoadBalancer Service and gives it ip as the
+// controller would.
+func lbService(t *testing.T, ns, name, ip string) *corev1.Service {
+	t.Helper()
+	ctx := context.Background()
+	_ = cluster.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.ServiceSpec{
+			Type:                          corev1.ServiceTypeLoadBalancer,
+			AllocateLoadBalancerNodePorts: new(false),
+			Ports:                         []corev1.ServicePort{{Port: 80}},
+		},
+	}
+	mustCreate(t, svc)
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+	if err := cluster.Client.Status().Update(ctx, svc); err != nil {
+		t.Fatalf("setting the Service IP: %v", err)
+	}
+	return svc
+}
+
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s; last: %s", what, last)
+}
+
+func announcement(t *testing.T, ns, name string) porticov1.ServiceAnnouncementStatus {
+	t.Helper()
+	var sa porticov1.ServiceAnnouncement
+	_ = cluster.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &sa)
+	return sa.Status
+}
+
+func speakerStatus(name string) porticov1.SpeakerStatusStatus {
+	var st porticov1.SpeakerStatus
+	_ = cluster.Client.Get(context.Background(), types.NamespacedName{Name: name}, &st)
+	return st.Status
+}
+
+// TestL2FailoverInNamespaces runs three speakers against the real API server,
+// each announcing from its own network namespace on a shared bridge, and checks
+// with arping from a client namespace that exactly one node answers, that
+// another takes over when it stops or loses carrier, and the status objects.
+func TestL2FailoverInNamespaces(t *testing.T) {
+	netnstest.Require(t, "arping")
+	ensureSecret(t)
+	nodes := []string{"l2-a", "l2-b", "l2-c"}
+	seg := newSegment(t, nodes...)
+	for _, n := range nodes {
+		mustCreate(t, node(n))
+	}
+	mustCreate(t,
+		&porticov1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "l2-pool"},
+			Spec: porticov1.IPAddressPoolSpec{Addresses: []porticov1.AddressEntry{"192.0.2.100-192.0.2.120"}}},
+		&porticov1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "l2-ad"},
+			Spec: porticov1.L2AdvertisementSpec{
+				PoolAndNodeSelection: porticov1.PoolAndNodeSelection{IPAddressPools: []string{"l2-pool"}},
+				Interfaces:           []string{"eth1"},
+			}},
+	)
+	speakers := map[string]*running{}
+	for _, n := range nodes {
+		speakers[n] = startSpeaker(t, n, seg.nodes[n])
+	}
+	lbService(t, "l2", "web", svcIP)
+
+	first := seg.waitAnswer(t, svcIP, "")
+	t.Logf("%s answers for %s", first, svcIP)
+	waitFor(t, "the ServiceAnnouncement", func() (bool, string) {
+		st := announcement(t, "l2", "web")
+		return len(st.L2) == 1 && st.L2[0].Node == first && slices.Equal(st.L2[0].Interfaces, []string{"eth1"}), fmt.Sprint(st)
+	})
+	waitFor(t, "SpeakerStatus of the winner", func() (bool, string) {
+		st := speakerStatus(first)
+		ok := slices.Equal(st.Members, nodes) && st.L2IPs == 1 && len(st.Interfaces) == 1 &&
+			st.Interfaces[0].Name == "eth1" && st.Interfaces[0].Carrier && st.Interfaces[0].L2IPs == 1 &&
+			st.Interfaces[0].MAC == seg.macs[first] && st.MemberlistAddress != "" && st.LastError == ""
+		return ok, fmt.Sprintf("%+v", st)
+	})
+	waitFor(t, "an Announcing event on the Service", func() (bool, string) {
+		return hasEvent(t, "l2", "web", fmt.Sprintf("announcing %s from %s on eth1", svcIP, first))
+	})
+
+	// The winner stops: another node takes over.
+	speakers[first].stop(t)
+	second := seg.waitAnswer(t, svcIP, first)
+	t.Logf("after %s stopped, %s answers", first, second)
+	waitFor(t, "the ServiceAnnouncement to follow", func() (bool, string) {
+		st := announcement(t, "l2", "web")
+		return len(st.L2) == 1 && st.L2[0].Node == second, fmt.Sprint(st)
+	})
+
+	// The new winner loses carrier on eth1 (its bridge port goes down): the
+	// last node takes over, learning of it through memberlist metadata.
+	seg.bridge.Run(t, "ip", "link", "set", seg.ports[second], "down")
+	third := seg.waitAnswer(t, svcIP, second)
+	if third == first {
+		t.Fatalf("stopped speaker %s answers", first)
+	}
+	t.Logf("after %s lost carrier, %s answers", second, third)
+	waitFor(t, "carrier loss in the SpeakerStatus", func() (bool, string) {
+		st := speakerStatus(second)
+		return len(st.Interfaces) == 1 && !st.Interfaces[0].Carrier && st.L2IPs == 0, fmt.Sprintf("%+v", st)
+	})
+
+	// Carrier returns: ownership goes back to the hash winner among the two
+	// live nodes, still exactly one answer.
+	seg.bridge.Run(t, "ip", "link", "set", seg.ports[second], "up")
+	back := seg.waitAnswer(t, svcIP, "")
+	t.Logf("carrier back on %s: %s answers", second, back)
+
+	// A second speaker claiming a live node's name: the conflict is reported
+	// and the newcomer does not announce.
+	seg.addNode(t, "dup", "02:00:5e:00:53:99", "192.0.2.99/24")
+	dup := startSpeaker(t, third, seg.nodes["dup"])
+	waitFor(t, "the node-name conflict in the SpeakerStatus", func() (bool, string) {
+		st := speakerStatus(third)
+		return strings.Contains(st.LastError, "node name"), st.LastError
+	})
+	if owned := dup.sp.Owned(); len(owned) != 0 {
+		t.Errorf("the duplicate speaker announces %v", owned)
+	}
+	if got := seg.waitAnswer(t, svcIP, ""); got == "dup" {
+		t.Errorf("the duplicate speaker answers ARP")
+	}
+	dup.stop(t)
+
+	// Deleting the Service: nobody answers any more.
+	if err := cluster.Client.Delete(context.Background(), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "l2", Name: "web"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "silence after the Service is deleted", func() (bool, string) {
+		macs := seg.arping(svcIP)
+		return len(macs) == 0, fmt.Sprint(macs)
+	})
+}
+
+// hasEvent looks for an event on a Service whose note contains want.
+func hasEvent(t *testing.T, ns, name, want string) (bool, string) {
+	t.Helper()
+	var list corev1.EventList
+	if err := cluster.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		return false, err.Error()
+	}
+	var seen []string
+	for _, e := range list.Items {
+		if e.InvolvedObject.Name == name {
+			seen = append(seen, e.Message)
+			if strings.Contains(e.Message, want) {
+				return true, ""
+			}
+		}
+	}
+	return false, fmt.Sprint(seen)
+}
+
+// testLogLevel is Warn, or what PORTICO_TEST_LOG says (debug, info, ...).
+func testLogLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("PORTICO_TEST_LOG"))); err != nil {
+		return slog.LevelWarn
+	}
+	return l
+}
