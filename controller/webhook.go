@@ -95,13 +95,19 @@ func setupWebhook(mgr manager.Manager, o Options) error {
 	mgr.GetWebhookServer().Register(WebhookPath, &admission.Webhook{Handler: &validator{reader: mgr.GetAPIReader(), namespace: o.Namespace}})
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		for {
-			if err := patchCABundle(ctx, c, o.Webhook.ConfigName, ca); err != nil && !kerrors.IsNotFound(err) {
-				mgr.GetLogger().Error(err, "updating the webhook caBundle", "config", o.Webhook.ConfigName)
+			// Look again soon while the configuration is missing (it may be
+			// installed after the controller), then once a minute.
+			next := time.Minute
+			if err := patchCABundle(ctx, c, o.Webhook.ConfigName, ca); err != nil {
+				next = 2 * time.Second
+				if !kerrors.IsNotFound(err) {
+					mgr.GetLogger().Error(err, "updating the webhook caBundle", "config", o.Webhook.ConfigName)
+				}
 			}
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(time.Minute):
+			case <-time.After(next):
 			}
 		}
 	}))

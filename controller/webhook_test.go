@@ -35,10 +35,10 @@ func TestWebhookRefusesCrossObjectErrors(t *testing.T) {
 			}},
 		}},
 	}
-	run(t, controller.Options{Webhook: controller.WebhookOptions{Enabled: true, Port: port, Hosts: []string{"127.0.0.1"}}})
 	if err := cluster.Client.Create(ctxBG, vwc); err != nil {
 		t.Fatal(err)
 	}
+	run(t, controller.Options{Webhook: controller.WebhookOptions{Enabled: true, Port: port, Hosts: []string{"127.0.0.1"}}})
 	// Runs before the manager stops (cleanups run last-in first-out), so no
 	// other test meets a webhook that is gone.
 	t.Cleanup(func() { _ = cluster.Client.Delete(ctxBG, vwc) })
