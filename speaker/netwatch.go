@@ -41,24 +41,33 @@ const resyncInterval = 10 * time.Second
 func (w *netWatcher) run(ctx context.Context) {
 	var linkCh chan netlink.LinkUpdate
 	var addrCh chan netlink.AddrUpdate
-	subscribe := func() {
-		onErr := func(err error) {
-			if ctx.Err() == nil {
-				w.log.Warn("netlink subscription error; resubscribing", "error", err)
-			}
+	onErr := func(err error) {
+		if ctx.Err() == nil {
+			w.log.Warn("netlink subscription error; resubscribing", "error", err)
 		}
-		lc, ac := make(chan netlink.LinkUpdate, 64), make(chan netlink.AddrUpdate, 64)
+	}
+	// subscribe renews whichever subscription is missing.
+	subscribe := func() {
 		err := w.netns(func() error {
-			if err := netlink.LinkSubscribeWithOptions(lc, ctx.Done(), netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
-				return err
+			if linkCh == nil {
+				lc := make(chan netlink.LinkUpdate, 64)
+				if err := netlink.LinkSubscribeWithOptions(lc, ctx.Done(), netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
+					return err
+				}
+				linkCh = lc
 			}
-			return netlink.AddrSubscribeWithOptions(ac, ctx.Done(), netlink.AddrSubscribeOptions{ErrorCallback: onErr})
+			if addrCh == nil {
+				ac := make(chan netlink.AddrUpdate, 64)
+				if err := netlink.AddrSubscribeWithOptions(ac, ctx.Done(), netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
+					return err
+				}
+				addrCh = ac
+			}
+			return nil
 		})
 		if err != nil {
 			w.log.Error("cannot watch links with netlink; carrier changes are noticed only every "+resyncInterval.String(), "error", err)
-			return
 		}
-		linkCh, addrCh = lc, ac
 	}
 	subscribe()
 	w.refresh()

@@ -23,14 +23,14 @@ const joinInterval = 2 * time.Second
 // that are not members.
 type peers struct {
 	s    *Speaker
-	kick chan struct{}
+	kick signal
 
 	mu         sync.Mutex
 	remembered []string // sorted
 }
 
 func newPeers(s *Speaker) *peers {
-	p := &peers{s: s, kick: make(chan struct{}, 1)}
+	p := &peers{s: s, kick: newSignal()}
 	if s.cfg.PeersFile != "" {
 		if b, err := os.ReadFile(s.cfg.PeersFile); err == nil {
 			if err := json.Unmarshal(b, &p.remembered); err != nil {
@@ -42,26 +42,13 @@ func newPeers(s *Speaker) *peers {
 	return p
 }
 
-func (p *peers) trigger() {
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
-}
+func (p *peers) trigger() { p.kick.fire() }
 
 func (p *peers) run(ctx context.Context) {
-	t := time.NewTicker(joinInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.kick:
-		case <-t.C:
-		}
+	runOn(ctx, p.kick, joinInterval, func() {
 		p.joinOnce(ctx)
 		p.remember()
-	}
+	})
 }
 
 // candidates returns the addresses to join: every known speaker address
@@ -71,7 +58,7 @@ func (p *peers) run(ctx context.Context) {
 // known address is returned, to re-check the conflict.
 func (p *peers) candidates() []string {
 	s := p.s
-	self := s.ml.LocalAddr().String()
+	self := s.localAddr
 	live := map[string]bool{}
 	for _, m := range s.ml.Members() {
 		if m.Name != s.cfg.NodeName {
@@ -144,7 +131,7 @@ func (p *peers) joinOnce(ctx context.Context) {
 func (p *peers) remember() {
 	s := p.s
 	var addrs []string
-	self := s.ml.LocalAddr().String()
+	self := s.localAddr
 	for _, m := range s.ml.Members() {
 		if a := m.Addr.String(); a != self {
 			addrs = append(addrs, a)

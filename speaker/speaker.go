@@ -11,6 +11,7 @@
 package speaker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,18 +85,10 @@ func (c *Config) defaults() error {
 	if c.RestConfig == nil {
 		return errors.New("no API server configuration")
 	}
-	if c.Namespace == "" {
-		c.Namespace = "portico-system"
-	}
-	if c.SecretName == "" {
-		c.SecretName = "portico-memberlist"
-	}
-	if c.SecretKey == "" {
-		c.SecretKey = "secretkey"
-	}
-	if c.StatusInterval <= 0 {
-		c.StatusInterval = time.Second
-	}
+	c.Namespace = cmp.Or(c.Namespace, "portico-system")
+	c.SecretName = cmp.Or(c.SecretName, "portico-memberlist")
+	c.SecretKey = cmp.Or(c.SecretKey, "secretkey")
+	c.StatusInterval = cmp.Or(max(c.StatusInterval, 0), time.Second)
 	if c.NetNS == nil {
 		c.NetNS = func(f func() error) error { return f() }
 	}
@@ -116,7 +109,10 @@ type Speaker struct {
 	st   *statusWriter
 	peer *peers
 
-	kick chan struct{}
+	kick signal
+	// localAddr is memberlist's address, read once: memberlist mutates its
+	// local node on every metadata update.
+	localAddr string
 
 	mu              sync.Mutex
 	ready           bool                      // caches synced, joined, first plan applied
@@ -124,7 +120,7 @@ type Speaker struct {
 	conflict        *membership.ConflictError // last conflict seen, for status
 	published       []byte                    // last meta published
 	publishedIfaces []election.Interface      // the interfaces in published
-	metaKick        chan struct{}
+	metaKick        signal
 	plan            *l2plan.Plan            // last plan
 	setOwnedErr     error                   // last announcer error
 	localIfaces     []election.Interface    // last local interface view
@@ -153,7 +149,7 @@ func New(ctx context.Context, cfg Config) (*Speaker, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Speaker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), kick: make(chan struct{}, 1), metaKick: make(chan struct{}, 1)}
+	s := &Speaker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), kick: newSignal(), metaKick: newSignal()}
 	var err error
 	if s.mgr, err = newManager(cfg); err != nil {
 		return nil, err
@@ -181,6 +177,7 @@ func New(ctx context.Context, cfg Config) (*Speaker, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.localAddr = s.ml.LocalAddr().String()
 	s.rec = s.mgr.GetEventRecorder("portico.dev/speaker")
 	s.ann = layer2.New(layer2.Config{Announce: cfg.Announce, Logger: s.log.With("component", "layer2")})
 	s.net = &netWatcher{netns: cfg.NetNS, onMove: s.trigger, log: s.log.With("component", "netlink")}
@@ -331,31 +328,25 @@ func (s *Speaker) start(ctx context.Context) error {
 	s.published, s.publishedIfaces = meta, ifs
 	s.mu.Unlock()
 	s.recompute()
-	s.log.Info("speaker ready", "memberlist", s.ml.LocalAddr().String(), "members", s.ml.MemberNames())
+	s.log.Info("speaker ready", "memberlist", s.localAddr, "members", s.ml.MemberNames())
 	return nil
 }
 
-func (s *Speaker) trigger() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-}
+func (s *Speaker) trigger() { s.kick.fire() }
 
-// loop recomputes the plan on every change until ctx ends.
+// loop recomputes the plan on every change (and every 30 s) until ctx ends.
 func (s *Speaker) loop(ctx context.Context) {
-	t := time.NewTicker(30 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.kick:
-		case <-s.ml.Changes():
-		case <-t.C:
+	go func() { // memberlist changes are changes too
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.ml.Changes():
+				s.trigger()
+			}
 		}
-		s.recompute()
-	}
+	}()
+	runOn(ctx, s.kick, 30*time.Second, s.recompute)
 }
 
 // shutdown leaves memberlist first, so the others take over at once, then
@@ -420,10 +411,7 @@ func (s *Speaker) recompute() {
 	s.mu.Lock()
 	s.plan, s.owned, s.setOwnedErr, s.members, s.memberView = &plan, owned, setErr, names, in.Members
 	s.mu.Unlock()
-	select {
-	case s.metaKick <- struct{}{}:
-	default:
-	}
+	s.metaKick.fire()
 	s.st.trigger()
 }
 
@@ -437,27 +425,24 @@ func (s *Speaker) encodeMetaLocked() []byte {
 // an update is sent, the plan is recomputed: a regained carrier counts for
 // this node only from then on (see l2plan.GateCarrier).
 func (s *Speaker) publish(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.metaKick:
-		}
-		s.mu.Lock()
-		meta, ifs := s.encodeMetaLocked(), s.localIfaces
-		same := slices.Equal(meta, s.published)
-		s.mu.Unlock()
-		if same {
-			continue
-		}
-		if err := s.ml.SetMeta(meta, 500*time.Millisecond); err != nil {
-			s.log.Debug("publishing interface state", "error", err)
-		}
-		s.mu.Lock()
-		s.published, s.publishedIfaces = meta, ifs
-		s.mu.Unlock()
-		s.trigger()
+	runOn(ctx, s.metaKick, time.Minute, s.publishOnce)
+}
+
+func (s *Speaker) publishOnce() {
+	s.mu.Lock()
+	meta, ifs := s.encodeMetaLocked(), s.localIfaces
+	same := slices.Equal(meta, s.published)
+	s.mu.Unlock()
+	if same {
+		return
 	}
+	if err := s.ml.SetMeta(meta, 500*time.Millisecond); err != nil {
+		s.log.Debug("publishing interface state", "error", err)
+	}
+	s.mu.Lock()
+	s.published, s.publishedIfaces = meta, ifs
+	s.mu.Unlock()
+	s.trigger()
 }
 
 // inputs gathers the plan's inputs from the cache, memberlist and netlink.
@@ -522,4 +507,32 @@ func (s *Speaker) Owned() map[netip.Addr][]string {
 		out[ip] = slices.Clone(ifs)
 	}
 	return out
+}
+
+// signal is a coalescing wake-up: any number of fire calls before the
+// waiter runs wake it once.
+type signal chan struct{}
+
+func newSignal() signal { return make(signal, 1) }
+
+func (c signal) fire() {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// runOn calls f whenever wake fires, and every period, until ctx ends.
+func runOn(ctx context.Context, wake signal, period time.Duration, f func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-t.C:
+		}
+		f()
+	}
 }

@@ -143,7 +143,7 @@ type running struct {
 
 // stop stops the speaker as SIGTERM does and waits for it; it is safe to
 // call more than once.
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	t.Helper()
 	r.once.Do(func() {
 		r.cancel()
@@ -154,7 +154,7 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
-func startSpeaker(t *testing.T, node string, ns *netnstest.NS) *running {
+func startSpeaker(t testing.TB, node string, ns *netnstest.NS) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := speaker.Config{
@@ -176,7 +176,7 @@ func startSpeaker(t *testing.T, node string, ns *netnstest.NS) *running {
 	return r
 }
 
-func mustCreate(t *testing.T, objs ...client.Object) {
+func mustCreate(t testing.TB, objs ...client.Object) {
 	t.Helper()
 	for _, o := range objs {
 		if err := cluster.Client.Create(context.Background(), o); err != nil {
@@ -185,7 +185,22 @@ func mustCreate(t *testing.T, objs ...client.Object) {
 	}
 }
 
-func ensureSecret(t *testing.T) {
+// poolAndAd creates pool NAME-pool with addrs and L2Advertisement NAME for
+// it, announcing on ifaces.
+func poolAndAd(t testing.TB, name, addrs string, ifaces ...string) {
+	t.Helper()
+	mustCreate(t,
+		&porticov1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: name + "-pool"},
+			Spec: porticov1.IPAddressPoolSpec{Addresses: []porticov1.AddressEntry{porticov1.AddressEntry(addrs)}}},
+		&porticov1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: porticov1.L2AdvertisementSpec{
+				PoolAndNodeSelection: porticov1.PoolAndNodeSelection{IPAddressPools: []string{name + "-pool"}},
+				Interfaces:           ifaces,
+			}},
+	)
+}
+
+func ensureSecret(t testing.TB) {
 	t.Helper()
 	ctx := context.Background()
 	_ = cluster.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testNamespace}})
@@ -259,15 +274,7 @@ func TestL2FailoverInNamespaces(t *testing.T) {
 	for _, n := range nodes {
 		mustCreate(t, node(n))
 	}
-	mustCreate(t,
-		&porticov1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "l2-pool"},
-			Spec: porticov1.IPAddressPoolSpec{Addresses: []porticov1.AddressEntry{"192.0.2.100-192.0.2.120"}}},
-		&porticov1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "l2-ad"},
-			Spec: porticov1.L2AdvertisementSpec{
-				PoolAndNodeSelection: porticov1.PoolAndNodeSelection{IPAddressPools: []string{"l2-pool"}},
-				Interfaces:           []string{"eth1"},
-			}},
-	)
+	poolAndAd(t, "l2", "192.0.2.100-192.0.2.120", "eth1")
 	speakers := map[string]*running{}
 	for _, n := range nodes {
 		speakers[n] = startSpeaker(t, n, seg.nodes[n])
@@ -318,6 +325,27 @@ func TestL2FailoverInNamespaces(t *testing.T) {
 	seg.bridge.Run(t, "ip", "link", "set", seg.ports[second], "up")
 	back := seg.waitAnswer(t, svcIP, "")
 	t.Logf("carrier back on %s: %s answers", second, back)
+
+	// An L2Advertisement naming a missing interface: reported in every
+	// SpeakerStatus and as an event, and nothing else moves.
+	poolAndAd(t, "typo", "198.51.100.0/28", "eth9")
+	waitFor(t, "the missing interface in the SpeakerStatus", func() (bool, string) {
+		st := speakerStatus(back)
+		return strings.Contains(st.LastError, `L2Advertisement typo: spec.interfaces: interface "eth9" does not exist on node `+back), st.LastError
+	})
+	waitFor(t, "an event on the L2Advertisement", func() (bool, string) {
+		return hasEvent(t, "default", "typo", `interface "eth9" does not exist`)
+	})
+	if got := seg.waitAnswer(t, svcIP, ""); got != back {
+		t.Errorf("a bad advertisement moved %s from %s to %s", svcIP, back, got)
+	}
+	if err := cluster.Client.Delete(context.Background(), &porticov1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "typo"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "lastError to clear", func() (bool, string) {
+		st := speakerStatus(back)
+		return st.LastError == "", st.LastError
+	})
 
 	// A second speaker claiming a live node's name: the conflict is reported
 	// and the newcomer does not announce.
@@ -371,4 +399,40 @@ func testLogLevel() slog.Level {
 		return slog.LevelWarn
 	}
 	return l
+}
+
+// TestMemberlistSecretErrors: a missing or malformed Secret stops the speaker
+// at start with an error naming the Secret and key and saying what to do;
+// --allow-unencrypted-memberlist lets it run without the Secret.
+func TestMemberlistSecretErrors(t *testing.T) {
+	ensureSecret(t)
+	ctx := context.Background()
+	mustCreate(t, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "short-key"},
+		Data:       map[string][]byte{"secretkey": []byte("c2hvcnQ=")},
+	})
+	for _, c := range []struct {
+		secret string
+		want   []string
+	}{
+		{"missing", []string{"portico-system/missing not found", "kubectl -n portico-system create secret generic missing", "--allow-unencrypted-memberlist"}},
+		{"short-key", []string{`portico-system/short-key key "secretkey"`, "16, 24 or 32 bytes"}},
+	} {
+		_, err := speaker.New(ctx, speaker.Config{NodeName: "secret-test", RestConfig: cluster.Config, SecretName: c.secret, BindAddr: "127.0.0.1"})
+		if err == nil {
+			t.Fatalf("secret %s: no error", c.secret)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("secret %s: error %q lacks %q", c.secret, err, w)
+			}
+		}
+	}
+	sp, err := speaker.New(ctx, speaker.Config{NodeName: "secret-test", RestConfig: cluster.Config, SecretName: "missing", BindAddr: "127.0.0.1", AllowUnencrypted: true})
+	if err != nil {
+		t.Fatalf("unencrypted explicitly allowed: %v", err)
+	}
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	_ = sp.Run(stopped) // releases the memberlist port
 }

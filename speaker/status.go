@@ -40,7 +40,7 @@ const conflictMemory = 2 * time.Minute
 // and at most once per Config.StatusInterval.
 type statusWriter struct {
 	s    *Speaker
-	kick chan struct{}
+	kick signal
 
 	mu sync.Mutex // guards the fields below (run and nodeEvent)
 	// node is the SpeakerStatus status last written (UpdatedAt unset).
@@ -57,33 +57,19 @@ type statusWriter struct {
 func (w *statusWriter) fieldManager() string { return "portico-speaker-" + w.s.cfg.NodeName }
 
 func newStatusWriter(s *Speaker) *statusWriter {
-	return &statusWriter{s: s, kick: make(chan struct{}, 1), applied: map[types.NamespacedName][]porticov1.L2Announcement{}, first: true}
+	return &statusWriter{s: s, kick: newSignal(), applied: map[types.NamespacedName][]porticov1.L2Announcement{}, first: true}
 }
 
-func (w *statusWriter) trigger() {
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
-}
+func (w *statusWriter) trigger() { w.kick.fire() }
 
 func (w *statusWriter) run(ctx context.Context) {
-	t := time.NewTicker(retryInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.kick:
-		case <-t.C:
-		}
+	runOn(ctx, w.kick, retryInterval, func() {
 		w.pass(ctx)
 		select { // rate limit
 		case <-ctx.Done():
-			return
 		case <-time.After(w.s.cfg.StatusInterval):
 		}
-	}
+	})
 }
 
 // pass writes whatever differs from what was last written.
@@ -112,7 +98,7 @@ func (w *statusWriter) pass(ctx context.Context) {
 func (w *statusWriter) writeNode(ctx context.Context, plan *l2plan.Plan, members []string, ifaces []election.Interface) {
 	s := w.s
 	links, _ := s.net.current()
-	want := l2plan.NodeStatus(s.ml.LocalAddr().String(), members, ifaces, links.macs, plan, s.lastError())
+	want := l2plan.NodeStatus(s.localAddr, members, ifaces, links.macs, plan, s.lastError())
 	c := s.mgr.GetClient()
 	var cur porticov1.SpeakerStatus
 	err := s.mgr.GetCache().Get(ctx, types.NamespacedName{Name: s.cfg.NodeName}, &cur)
@@ -137,8 +123,7 @@ func (w *statusWriter) writeNode(ctx context.Context, plan *l2plan.Plan, members
 	}
 	st := want
 	st.UpdatedAt = &metav1.Time{Time: time.Now()}
-	body, _ := json.Marshal(map[string]any{"status": st})
-	if err := c.Status().Patch(rctx, obj, client.RawPatch(types.MergePatchType, body)); err != nil {
+	if err := w.applyStatus(rctx, obj, "SpeakerStatus", st); err != nil {
 		s.log.Warn("writing SpeakerStatus", "error", err)
 		return
 	}
@@ -246,20 +231,32 @@ func (w *statusWriter) apply(ctx context.Context, key types.NamespacedName, entr
 	if entries == nil {
 		entries = []porticov1.L2Announcement{}
 	}
-	body, err := json.Marshal(map[string]any{
-		"apiVersion": porticov1.GroupVersion.String(),
-		"kind":       "ServiceAnnouncement",
-		"metadata":   map[string]string{"name": key.Name, "namespace": key.Namespace},
-		"status":     map[string]any{"l2": entries},
-	})
-	if err != nil {
-		return err
-	}
-	err = c.Status().Patch(rctx, obj, client.RawPatch(types.ApplyPatchType, body), client.FieldOwner(w.fieldManager()), client.ForceOwnership)
+	err := w.applyStatus(rctx, obj, "ServiceAnnouncement", map[string]any{"l2": entries})
 	if apierrors.IsNotFound(err) && len(entries) == 0 {
 		return nil // the object is gone: nothing to release
 	}
 	return err
+}
+
+// applyStatus server-side-applies status as this node's part of obj's status
+// (obj names the object). Fields this node wrote before and leaves out now
+// are removed, which a merge patch would not do.
+func (w *statusWriter) applyStatus(ctx context.Context, obj client.Object, kind string, status any) error {
+	meta := map[string]string{"name": obj.GetName()}
+	if ns := obj.GetNamespace(); ns != "" {
+		meta["namespace"] = ns
+	}
+	body, err := json.Marshal(map[string]any{
+		"apiVersion": porticov1.GroupVersion.String(),
+		"kind":       kind,
+		"metadata":   meta,
+		"status":     status,
+	})
+	if err != nil {
+		return err
+	}
+	return w.s.mgr.GetClient().Status().Patch(ctx, obj, client.RawPatch(types.ApplyPatchType, body),
+		client.FieldOwner(w.fieldManager()), client.ForceOwnership)
 }
 
 // deleteOrphans removes ServiceAnnouncements whose Service is gone or no

@@ -1,0 +1,97 @@
+package speaker_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portico-lb/portico/internal/netnstest"
+)
+
+var memOnce sync.Once
+
+// BenchmarkSpeakerMemory1000Services reports the Go heap one speaker holds
+// with 1,000 L2 Services (each with an EndpointSlice) that it announces,
+// alone, from a node namespace: informer cache, plan and announcer. Run with
+//
+//	go test -run '^$' -bench SpeakerMemory -benchtime 1x ./speaker/
+//
+// The figure is measured once, the first time the benchmark runs.
+func BenchmarkSpeakerMemory1000Services(b *testing.B) {
+	netnstest.Require(b)
+	memOnce.Do(func() { measureMemory(b, 1000) })
+}
+
+func measureMemory(b *testing.B, n int) {
+	ctx := context.Background()
+	ensureSecret(b)
+	ns := netnstest.New(b, "spkmem")
+	peer := netnstest.New(b, "spkmempeer")
+	netnstest.Veth(b, ns, "eth1", peer, "eth0")
+	ns.Run(b, "ip", "link", "set", "eth1", "up")
+	peer.Run(b, "ip", "link", "set", "eth0", "up")
+
+	create := func(o client.Object) {
+		if err := cluster.Client.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			b.Fatalf("creating %s: %v", o.GetName(), err)
+		}
+	}
+	create(node("mem-node"))
+	create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "mem"}})
+	poolAndAd(b, "mem", "2001:db8:1::/112")
+	for i := range n {
+		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 14: byte((i + 1) >> 8), 15: byte(i + 1)})
+		name := fmt.Sprintf("svc-%04d", i)
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "mem", Name: name, Labels: map[string]string{"app": name}},
+			Spec: corev1.ServiceSpec{
+				Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: new(false),
+				Selector: map[string]string{"app": name},
+				Ports:    []corev1.ServicePort{{Name: "http", Port: 80}},
+			},
+		}
+		create(svc)
+		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip.String()}}
+		if err := cluster.Client.Status().Update(ctx, svc); err != nil && !apierrors.IsConflict(err) {
+			b.Fatal(err)
+		}
+		create(&discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: "mem", Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, NodeName: new("mem-node")}},
+		})
+	}
+
+	before := heapInUse()
+	r := startSpeaker(b, "mem-node", ns)
+	deadline := time.Now().Add(5 * time.Minute)
+	for len(r.sp.Owned()) < n && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := len(r.sp.Owned()); got < n {
+		b.Fatalf("the speaker owns %d of %d IPs", got, n)
+	}
+	time.Sleep(2 * time.Second) // let status writing settle
+	after := heapInUse()
+	b.ReportMetric(float64(after-before)/(1<<20), "MiB-heap")
+	b.Logf("speaker heap with %d L2 Services: %.1f MiB (Go heap in use, after GC)", n, float64(after-before)/(1<<20))
+	r.stop(b)
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
