@@ -330,7 +330,9 @@ func (w *statusWriter) eventProblems(problems []l2plan.Problem) {
 
 // nodeEvent records an event on this speaker's Node.
 func (w *statusWriter) nodeEvent(typ, reason, msg string) {
-	w.s.event(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: w.s.cfg.NodeName, UID: types.UID(w.s.cfg.NodeName)}}, typ, reason, "%s", msg)
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: w.s.cfg.NodeName}}
+	_ = w.s.mgr.GetCache().Get(context.Background(), types.NamespacedName{Name: n.Name}, n) // for its UID, if cached
+	w.s.event(n, typ, reason, "%s", msg)
 }
 
 // event records an event from this speaker.
