@@ -47,6 +47,8 @@ type Options struct {
 	// MetricsBindAddress and HealthProbeBindAddress: "0" disables.
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
+	// PprofBindAddress serves Go's /debug/pprof when set; "" or "0" disables.
+	PprofBindAddress string
 	// Webhook serves the validating webhook when Enabled.
 	Webhook WebhookOptions
 	// Workers is the number of concurrent Service reconciles (default 16):
@@ -100,6 +102,7 @@ func NewManager(cfg *rest.Config, o Options) (manager.Manager, error) {
 		RetryPeriod:                   &o.RetryPeriod,
 		Metrics:                       metricsserver.Options{BindAddress: orDefault(o.MetricsBindAddress, "0")},
 		HealthProbeBindAddress:        orDefault(o.HealthProbeBindAddress, "0"),
+		PprofBindAddress:              orDefault(o.PprofBindAddress, "0"),
 		Cache: cache.Options{
 			// Managed fields are a large share of a cached Service and unused.
 			DefaultTransform: cache.TransformStripManagedFields(),

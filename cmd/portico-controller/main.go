@@ -28,6 +28,7 @@ func main() {
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default --namespace)")
 	flag.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables")
 	flag.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables")
+	flag.StringVar(&o.PprofBindAddress, "pprof-bind-address", "0", "address of Go's /debug/pprof profiles, for diagnosing CPU and memory use; 0 disables")
 	flag.BoolVar(&o.Webhook.Enabled, "enable-webhook", false, "serve the validating webhook (self-signed certificate kept in a Secret)")
 	flag.IntVar(&o.Webhook.Port, "webhook-port", 9443, "port of the validating webhook")
 	flag.StringVar(&hosts, "webhook-hosts", "", "extra comma-separated DNS names or IPs for the webhook certificate")
