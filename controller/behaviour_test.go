@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/portico-lb/portico/api/v1alpha1"
@@ -143,6 +144,33 @@ func TestPinningAndPriority(t *testing.T) {
 	waitIPs(t, dev, "d", "198.51.100.0") // not pinned here: falls back to the unpinned pool
 	service(t, dev, "db", func(s *corev1.Service) { s.Labels = map[string]string{"tier": "db"} })
 	waitIPs(t, dev, "db", "192.0.2.8")
+}
+
+func TestNamespaceRelabelled(t *testing.T) {
+	pool(t, "team", func(p *v1.IPAddressPool) {
+		p.Spec.Allocation = &v1.ServiceAllocation{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}}
+	}, "192.0.2.0/30")
+	run(t, controller.Options{})
+	ns := namespace(t, nil)
+	service(t, ns, "s", nil)
+	waitEvent(t, ns, "s", controller.EventAllocationFailed)
+	relabel := func(labels map[string]string) {
+		t.Helper()
+		n := &corev1.Namespace{}
+		if err := cluster.Client.Get(ctxBG, types.NamespacedName{Name: ns}, n); err != nil {
+			t.Fatal(err)
+		}
+		n.Labels = labels
+		if err := cluster.Client.Update(ctxBG, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relabel(map[string]string{"team": "a"}) // now the pinned pool serves it
+	waitIPs(t, ns, "s", "192.0.2.0")
+	pool(t, "everyone", nil, "198.51.100.0/30")
+	relabel(map[string]string{"team": "b"}) // and now it may not keep that address
+	waitIPs(t, ns, "s", "198.51.100.0")
+	waitEvent(t, ns, "s", controller.EventIPChanged, "192.0.2.0", "198.51.100.0")
 }
 
 func TestAutoAssignFalse(t *testing.T) {

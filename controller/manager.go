@@ -13,6 +13,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crconfig "sigs.k8s.io/controller-runtime/pkg/config"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -152,6 +154,10 @@ func Setup(mgr manager.Manager, o Options) error {
 	err := ctrl.NewControllerManagedBy(mgr).Named("service").
 		For(&corev1.Service{}).
 		WatchesRawSource(source.Channel(svcRetry, &handler.EnqueueRequestForObject{})).
+		// Pools pinned by namespace selector: a relabelled namespace may
+		// give its waiting Services a pool, or take one away.
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(sr.servicesIn),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: o.Workers}).
 		Complete(sr)
 	if err != nil {

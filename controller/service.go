@@ -120,6 +120,21 @@ func enqueue(ch chan event.GenericEvent, keys []string) {
 	}()
 }
 
+// servicesIn maps a Namespace to the Services in it, from the cache.
+func (r *ServiceReconciler) servicesIn(ctx context.Context, ns client.Object) []reconcile.Request {
+	var list corev1.ServiceList
+	if err := r.client.List(ctx, &list, client.InNamespace(ns.GetName())); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		if Handles(&list.Items[i], r.class) {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return out
+}
+
 func (r *ServiceReconciler) namespaceLabels(ctx context.Context, ns string) map[string]string {
 	n := &corev1.Namespace{}
 	if err := r.client.Get(ctx, types.NamespacedName{Name: ns}, n); err != nil {
