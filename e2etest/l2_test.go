@@ -155,7 +155,7 @@ func TestFailoverCarrierLoss(t *testing.T) {
 // reaching the Service, and a speaker killed during the outage still fails
 // over.
 func TestAPIServerOutage(t *testing.T) {
-	ctx := testCtx(t, 180*time.Second)
+	ctx := testCtx(t, 240*time.Second)
 	ip := service(t, ctx, "outage", lab.ServiceOpts{})
 	old := announcer(t, ctx, ip, nil)
 	heal(t, old)
@@ -193,7 +193,12 @@ func TestAPIServerOutage(t *testing.T) {
 	if err := theLab.StartAPIServer(ctx); err != nil {
 		t.Fatal(err)
 	}
+	back := time.Now()
 	announcer(t, ctx, ip, not(old))
+	// The controller's watches reconnect with client-go's backoff, which has
+	// grown during the outage; later tests need it back, so wait for it here.
+	service(t, ctx, "after-outage", lab.ServiceOpts{})
+	t.Logf("a Service created after the outage got its IP %s after the API server was back", time.Since(back).Round(time.Millisecond))
 }
 
 func TestServiceDeletedStopsAnswers(t *testing.T) {
