@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -29,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	v1 "github.com/portico-lb/portico/api/v1alpha1"
+	"github.com/portico-lb/portico/internal/apiwait"
 )
 
 // Options configure the controller manager.
@@ -108,6 +110,11 @@ func NewManager(cfg *rest.Config, o Options) (manager.Manager, error) {
 		Cache: cache.Options{
 			// Managed fields are a large share of a cached Service and unused.
 			DefaultTransform: cache.TransformStripManagedFields(),
+			// Resume within a second of the API server's return after an
+			// outage, not after client-go's backoff of up to a minute.
+			NewInformer: func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, idx toolscache.Indexers) toolscache.SharedIndexInformer {
+				return toolscache.NewSharedIndexInformer(apiwait.Wrap(lw, 250*time.Millisecond), obj, resync, idx)
+			},
 		},
 		Controller: crcontrollerConfig(),
 	}
