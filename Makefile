@@ -20,10 +20,12 @@ build:
 	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o bin/portico-speaker ./cmd/portico-speaker
 	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o bin/portico ./cmd/portico
 
-# DeepCopy code and CRD manifests come from controller-gen (pinned by go.mod's tool line).
+# DeepCopy code, CRD manifests and RBAC roles come from controller-gen (pinned by go.mod's tool line).
 generate:
 	go tool controller-gen object paths=./api/...
 	go tool controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd
+	go tool controller-gen rbac:roleName=portico-controller paths=./controller/... output:rbac:artifacts:config=config/rbac/controller
+	go tool controller-gen rbac:roleName=portico-speaker paths=./speaker/... output:rbac:artifacts:config=config/rbac/speaker
 	@$(MAKE) --no-print-directory fmt-generated
 
 fmt-generated:

@@ -10,7 +10,8 @@ import (
 	"github.com/portico-lb/portico/internal/testcluster"
 )
 
-// TestGeneratedFilesAreFresh regenerates the DeepCopy code and the CRD manifests into a
+// TestGeneratedFilesAreFresh regenerates the DeepCopy code, the CRD manifests and the
+// RBAC roles into a
 // temporary folder and fails when the committed copies differ: run `make generate`.
 func TestGeneratedFilesAreFresh(t *testing.T) {
 	root, err := testcluster.RepoRoot()
@@ -43,6 +44,16 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 	}
 	for _, f := range generated {
 		compareDirs(t, filepath.Join(tmp, "crd"), filepath.Join(root, "config", "crd"), f.Name())
+	}
+	for _, who := range []string{"controller", "speaker"} {
+		out := filepath.Join(tmp, "rbac", who)
+		cmd := exec.Command("go", "tool", "controller-gen", "rbac:roleName=portico-"+who,
+			"paths=./"+who+"/...", "output:rbac:dir="+out)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("controller-gen rbac for the %s: %v\n%s", who, err, b)
+		}
+		compareDirs(t, out, filepath.Join(root, "config", "rbac", who), "role.yaml")
 	}
 }
 

@@ -137,11 +137,11 @@ func (l *Lab) startAgentProcess(ln *net.TCPListener) error {
 }
 
 func (l *Lab) startController() error {
-	args := []string{"--kubeconfig=" + l.NodeKubeconfig}
+	args := []string{"--kubeconfig=" + l.ControllerKubeconfig}
 	if l.ControllerArgs != nil {
-		args = l.ControllerArgs(l.NodeKubeconfig)
+		args = l.ControllerArgs(l.ControllerKubeconfig)
 	}
-	p, err := l.start("controller", l.CtlNS, []string{"KUBECONFIG=" + l.NodeKubeconfig},
+	p, err := l.start("controller", l.CtlNS, []string{"KUBECONFIG=" + l.ControllerKubeconfig},
 		append([]string{filepath.Join(l.BinDir, "portico-controller")}, args...)...)
 	if err != nil {
 		return err
@@ -152,9 +152,9 @@ func (l *Lab) startController() error {
 }
 
 func (l *Lab) speakerArgs(n *Node) []string {
-	args := []string{"--node-name=" + n.Name, "--kubeconfig=" + l.NodeKubeconfig}
+	args := []string{"--node-name=" + n.Name, "--kubeconfig=" + l.SpeakerKubeconfig}
 	if l.SpeakerArgs != nil {
-		args = l.SpeakerArgs(n, l.NodeKubeconfig)
+		args = l.SpeakerArgs(n, l.SpeakerKubeconfig)
 	}
 	return append([]string{filepath.Join(l.BinDir, "portico-speaker")}, args...)
 }
@@ -162,7 +162,7 @@ func (l *Lab) speakerArgs(n *Node) []string {
 func (l *Lab) startSpeakers() error {
 	for _, n := range l.Nodes {
 		if _, err := l.start("speaker-"+n.Name, n.NS,
-			[]string{"NODE_NAME=" + n.Name, "KUBECONFIG=" + l.NodeKubeconfig}, l.speakerArgs(n)...); err != nil {
+			[]string{"NODE_NAME=" + n.Name, "KUBECONFIG=" + l.SpeakerKubeconfig}, l.speakerArgs(n)...); err != nil {
 			return err
 		}
 	}

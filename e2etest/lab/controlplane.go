@@ -48,7 +48,7 @@ func (l *Lab) startControlPlane() error {
 	}
 	l.token = hex.EncodeToString(tok)
 	tokens := filepath.Join(pki, "tokens.csv")
-	if err := os.WriteFile(tokens, []byte(l.token+`,lab-admin,lab-admin,"system:masters"`+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokens, []byte(l.token+`,lab-admin,lab-admin,"system:masters"`+"\n"+tokenLines(l.token)), 0o600); err != nil {
 		return err
 	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -153,7 +153,15 @@ func (l *Lab) clients() error {
 	if err != nil {
 		return err
 	}
-	return writeKubeconfig(l.NodeKubeconfig, l.APIServer, "", l.caFile, l.token)
+	if err := writeKubeconfig(l.NodeKubeconfig, l.APIServer, "", l.caFile, l.token); err != nil {
+		return err
+	}
+	l.ControllerKubeconfig = filepath.Join(l.RunDir, "controller.kubeconfig")
+	l.SpeakerKubeconfig = filepath.Join(l.RunDir, "speaker.kubeconfig")
+	if err := writeKubeconfig(l.ControllerKubeconfig, l.APIServer, "", l.caFile, roleToken(l.token, "controller")); err != nil {
+		return err
+	}
+	return writeKubeconfig(l.SpeakerKubeconfig, l.APIServer, "", l.caFile, roleToken(l.token, "speaker"))
 }
 
 // writeKubeconfig writes a kubeconfig for server; serverName, when set, is

@@ -76,6 +76,9 @@ type Lab struct {
 	// Kubeconfig is for the root namespace (kubectl), NodeKubeconfig for
 	// processes inside lab namespaces.
 	Kubeconfig, NodeKubeconfig string
+	// ControllerKubeconfig and SpeakerKubeconfig carry the identities bound
+	// to config/rbac's roles (see rbac.go).
+	ControllerKubeconfig, SpeakerKubeconfig string
 	// Client, Kube and REST talk to the API server from this process.
 	Client client.Client
 	Kube   kubernetes.Interface
@@ -197,6 +200,7 @@ func Up(opts Opts) (*Lab, error) {
 		{"start etcd and kube-apiserver", l.startControlPlane},
 		{"install CRDs", l.installCRDs},
 		{"create Node objects", l.createNodes},
+		{"install the controller's and speakers' RBAC roles", l.installRBAC},
 		{"start the kube-proxy stand-in, HTTP responders and API proxy", l.startAgent},
 		{"start portico-controller", l.startController},
 		{"start portico-speaker on every node", l.startSpeakers},
