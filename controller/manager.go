@@ -163,8 +163,10 @@ func Setup(mgr manager.Manager, o Options) error {
 		WatchesRawSource(source.Channel(svcRetry, &handler.EnqueueRequestForObject{})).
 		// Pools pinned by namespace selector: a relabelled namespace may
 		// give its waiting Services a pool, or take one away.
+		// Only label changes: a new namespace has no Services yet, and at
+		// start every Service is queued anyway.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(sr.servicesIn),
-			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+			builder.WithPredicates(predicate.And(predicate.LabelChangedPredicate{}, updatesOnly))).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: o.Workers}).
 		Complete(sr)
 	if err != nil {
@@ -195,6 +197,13 @@ func Setup(mgr manager.Manager, o Options) error {
 		return setupWebhook(mgr, o)
 	}
 	return nil
+}
+
+// updatesOnly passes update events and nothing else.
+var updatesOnly = predicate.Funcs{
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
 // crcontrollerConfig lets several managers run in one process (tests, the
