@@ -22,16 +22,18 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 )
 
 // Wrap returns lw with list and watch calls that wait out an unreachable API
 // server, retrying every interval until it answers or the call's context ends.
-func Wrap(lw toolscache.ListerWatcher, interval time.Duration) Both {
+func Wrap(lw toolscache.ListerWatcher, interval time.Duration) ListerWatcher {
 	return &listerWatcher{inner: toolscache.ToListerWatcherWithContext(lw), interval: interval}
 }
 
-// Both is a ListerWatcher with the context variants, which the reflector uses.
-type Both interface {
+// ListerWatcher has both the plain and the context methods; the reflector
+// uses the context ones.
+type ListerWatcher interface {
 	toolscache.ListerWatcher
 	toolscache.ListerWatcherWithContext
 }
@@ -59,11 +61,22 @@ func (l *listerWatcher) Watch(o metav1.ListOptions) (watch.Interface, error) {
 	return l.WatchWithContext(context.Background(), o)
 }
 
+// retry calls call until it does not fail for want of the API server. The
+// wait is logged when it starts and when it ends, since client-go's own
+// "Failed to watch" lines no longer appear for it.
 func retry[T any](ctx context.Context, interval time.Duration, call func() (T, error)) (T, error) {
+	var since time.Time
 	for {
 		v, err := call()
 		if err == nil || !Unreachable(err) {
+			if !since.IsZero() {
+				klog.InfoS("API server answers again", "waited", time.Since(since).Round(time.Millisecond))
+			}
 			return v, err
+		}
+		if since.IsZero() {
+			since = time.Now()
+			klog.InfoS("API server unreachable; retrying", "every", interval, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -74,7 +87,9 @@ func retry[T any](ctx context.Context, interval time.Duration, call func() (T, e
 }
 
 // Unreachable reports whether err says the API server could not be reached
-// or is not serving yet, as opposed to an answer it gave.
+// or is not serving yet, as opposed to an answer it gave. Other transport
+// errors (a bad certificate, an unknown host name) are misconfiguration and
+// are returned at once, so that they are reported.
 func Unreachable(err error) bool {
 	var netErr net.Error
 	switch {
@@ -82,7 +97,7 @@ func Unreachable(err error) bool {
 		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return true
-	case errors.As(err, &netErr):
+	case errors.As(err, &netErr) && netErr.Timeout():
 		return true
 	case apierrors.IsServiceUnavailable(err):
 		// A starting API server answers 503 until its storage is ready. (A

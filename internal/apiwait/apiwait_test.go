@@ -2,10 +2,13 @@ package apiwait
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -29,7 +32,9 @@ func TestUnreachable(t *testing.T) {
 		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
 		{"wrapped reset", fmt.Errorf("Get https://x: %w", syscall.ECONNRESET), true},
 		{"EOF", io.EOF, true},
-		{"dial timeout", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("i/o timeout")}, true},
+		{"dial timeout", &url.Error{Op: "Get", URL: "https://x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}}, true},
+		{"unknown certificate authority", &url.Error{Op: "Get", URL: "https://x", Err: x509.UnknownAuthorityError{}}, false},
+		{"unknown host", &url.Error{Op: "Get", URL: "https://x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}}}, false},
 		{"starting server", apierrors.NewServiceUnavailable("storage not ready"), true},
 		{"forbidden", apierrors.NewForbidden(gr, "x", errors.New("no")), false},
 		{"not found", apierrors.NewNotFound(gr, "x"), false},
