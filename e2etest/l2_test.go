@@ -195,8 +195,8 @@ func TestAPIServerOutage(t *testing.T) {
 	}
 	back := time.Now()
 	announcer(t, ctx, ip, not(old))
-	// The controller's watches reconnect with client-go's backoff, which has
-	// grown during the outage; later tests need it back, so wait for it here.
+	// The controller must be back too: a new Service gets its IP (later tests
+	// rely on it; how long it took is logged).
 	service(t, ctx, "after-outage", lab.ServiceOpts{})
 	t.Logf("a Service created after the outage got its IP %s after the API server was back", time.Since(back).Round(time.Millisecond))
 }

@@ -3,7 +3,8 @@ package speaker
 // The speaker's permissions, generated into config/rbac/speaker by `make
 // generate`: it reads Services, EndpointSlices, Nodes and the L2
 // configuration, writes its node's SpeakerStatus and the ServiceAnnouncements
-// (deleting those of Services that are gone), and reads the memberlist key only in Portico's own namespace.
+// (deleting those of Services that are gone), and reads the memberlist key
+// only in Portico's own namespace.
 //
 // +kubebuilder:rbac:groups="",resources=services;nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch

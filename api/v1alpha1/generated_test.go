@@ -11,8 +11,8 @@ import (
 )
 
 // TestGeneratedFilesAreFresh regenerates the DeepCopy code, the CRD manifests and the
-// RBAC roles into a
-// temporary folder and fails when the committed copies differ: run `make generate`.
+// RBAC roles into a temporary folder and fails when the committed copies differ: run
+// `make generate`.
 func TestGeneratedFilesAreFresh(t *testing.T) {
 	root, err := testcluster.RepoRoot()
 	if err != nil {

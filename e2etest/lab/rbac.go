@@ -60,19 +60,17 @@ func (l *Lab) installRBAC() error {
 			}
 			ref := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: role.GetKind(), Name: role.GetName()}
 			meta := metav1.ObjectMeta{Name: role.GetName(), Namespace: role.GetNamespace()}
-			var binding interface{ GetName() string }
+			var binding client.Object
 			switch role.GetKind() {
 			case "ClusterRole":
-				b := &rbacv1.ClusterRoleBinding{ObjectMeta: meta, RoleRef: ref, Subjects: subject}
-				err, binding = l.Client.Create(ctx, b), b
+				binding = &rbacv1.ClusterRoleBinding{ObjectMeta: meta, RoleRef: ref, Subjects: subject}
 			case "Role":
-				b := &rbacv1.RoleBinding{ObjectMeta: meta, RoleRef: ref, Subjects: subject}
-				err, binding = l.Client.Create(ctx, b), b
+				binding = &rbacv1.RoleBinding{ObjectMeta: meta, RoleRef: ref, Subjects: subject}
 			default:
 				return fmt.Errorf("%s: unexpected kind %q", path, role.GetKind())
 			}
-			if err != nil {
-				return fmt.Errorf("binding %s to %s: %w", binding.GetName(), roleUser(who), err)
+			if err := l.Client.Create(ctx, binding); err != nil {
+				return fmt.Errorf("binding %s to %s: %w", role.GetName(), roleUser(who), err)
 			}
 		}
 	}
