@@ -88,20 +88,35 @@ func (b *Builder) Build(in Inputs) *Config {
 
 	aliases, problems := communityAliases(in.Communities)
 	c.problems = append(c.problems, problems...)
-	peers := map[string]bool{}
+	profiles := map[string]*v1.BFDProfile{}
+	for i := range in.BFDProfiles {
+		profiles[in.BFDProfiles[i].Name] = &in.BFDProfiles[i]
+	}
+	peers := map[string]*Peer{}
 	for i := range in.BGPPeers {
-		peers[in.BGPPeers[i].Name] = true
 		c.problems = append(c.problems, checkPeer(&in.BGPPeers[i], in)...)
+		peer, ok, problems := parsePeer(&in.BGPPeers[i], profiles, in.Namespace)
+		c.problems = append(c.problems, problems...)
+		if ok {
+			c.peers = append(c.peers, peer)
+		}
+	}
+	slices.SortFunc(c.peers, func(x, y Peer) int { return strings.Compare(x.Name, y.Name) })
+	for i := range c.peers {
+		peers[c.peers[i].Name] = &c.peers[i]
 	}
 	for i := range in.L2Advertisements {
 		a := &in.L2Advertisements[i]
 		ad, problems := resolvePools(KindL2Advertisement, a.Name, &a.Spec.PoolAndNodeSelection, c, exists)
+		ad.Interfaces = slices.Clone(a.Spec.Interfaces)
 		c.ads = append(c.ads, ad)
 		c.problems = append(c.problems, problems...)
 	}
 	for i := range in.BGPAdvertisements {
 		a := &in.BGPAdvertisements[i]
 		ad, problems := resolvePools(KindBGPAdvertisement, a.Name, &a.Spec.PoolAndNodeSelection, c, exists)
+		settings := parseBGPSettings(a, peers, aliases)
+		ad.BGP = &settings
 		c.ads = append(c.ads, ad)
 		c.problems = append(c.problems, problems...)
 		c.problems = append(c.problems, checkBGPAdvertisement(a, ad.Pools, c, peers, aliases)...)
@@ -284,11 +299,7 @@ func resolvePools(kind, name string, sel *v1.PoolAndNodeSelection, c *Config, ex
 			covered[p.Name] = true
 		}
 	}
-	for i := range sel.NodeSelectors {
-		if _, err := metav1.LabelSelectorAsSelector(&sel.NodeSelectors[i]); err != nil {
-			add(fmt.Sprintf("spec.nodeSelectors[%d]", i), ReasonInvalid, fmt.Sprintf("invalid label selector: %v", err))
-		}
-	}
+	ad.Nodes = parseNodeSelection(sel.NodeSelectors, "spec.nodeSelectors", func(field, msg string) { add(field, ReasonInvalid, msg) })
 	ad.Pools = slices.Sorted(func(yield func(string) bool) {
 		for p := range covered {
 			if !yield(p) {
@@ -301,15 +312,28 @@ func resolvePools(kind, name string, sel *v1.PoolAndNodeSelection, c *Config, ex
 
 // checkBGPAdvertisement checks peers, community aliases and aggregation
 // lengths against the pools the advertisement covers.
-func checkBGPAdvertisement(a *v1.BGPAdvertisement, pools []string, c *Config, peers map[string]bool, aliases map[string]string) []Problem {
+func checkBGPAdvertisement(a *v1.BGPAdvertisement, pools []string, c *Config, peers map[string]*Peer, aliases map[string]string) []Problem {
 	var problems []Problem
 	add := func(field, reason, msg string) {
 		problems = append(problems, Problem{Kind: KindBGPAdvertisement, Name: a.Name, Field: field, Reason: reason, Message: msg})
 	}
 	for i, p := range a.Spec.Peers {
-		if !peers[p] {
+		if peers[p] == nil {
 			add(fmt.Sprintf("spec.peers[%d]", i), ReasonMissingReference,
-				fmt.Sprintf("BGPPeer %q does not exist; create it or remove it from the list (the other peers still receive the routes)", p))
+				fmt.Sprintf("BGPPeer %q does not exist or is invalid; create or fix it, or remove it from the list (the other peers still receive the routes)", p))
+		}
+	}
+	if a.Spec.LocalPref != nil {
+		var ebgp []string
+		for _, p := range c.peers {
+			if (len(a.Spec.Peers) == 0 || slices.Contains(a.Spec.Peers, p.Name)) && !p.IBGP() {
+				ebgp = append(ebgp, p.Name)
+			}
+		}
+		if len(ebgp) > 0 {
+			add("spec.localPref", ReasonInvalid, fmt.Sprintf(
+				"LOCAL_PREF is an iBGP attribute and is not sent to the eBGP peers %s (myASN differs from peerASN); list only iBGP peers in spec.peers or remove spec.localPref (the routes are announced without it)",
+				strings.Join(ebgp, ", ")))
 		}
 	}
 	for i, cr := range a.Spec.Communities {

@@ -26,6 +26,9 @@ const (
 	ReasonMissingReference  = "MissingReference"
 	ReasonDuplicate         = "Duplicate"
 	ReasonAggregationLength = "AggregationLength"
+	// ReasonUnsupported: the object asks for something Portico cannot do;
+	// the message says what happens instead.
+	ReasonUnsupported = "Unsupported"
 )
 
 // Problem is one thing wrong with one object.
@@ -55,11 +58,17 @@ type Pool struct {
 	Stale bool
 }
 
-// Advertisement is an L2 or BGP advertisement with its pool references resolved.
+// Advertisement is an L2 or BGP advertisement with its references resolved.
 type Advertisement struct {
 	Kind  string
 	Name  string
 	Pools []string // sorted names of the pools it covers
+	// Nodes selects the nodes that announce.
+	Nodes NodeSelection
+	// Interfaces restricts L2 announcing to these links (L2 only).
+	Interfaces []string
+	// BGP holds the route settings (BGP only).
+	BGP *BGPSettings
 }
 
 // Config is the validated configuration. It is immutable: never modify it or the
@@ -67,6 +76,7 @@ type Advertisement struct {
 type Config struct {
 	pools    []Pool // sorted by name
 	ads      []Advertisement
+	peers    []Peer    // sorted by name
 	problems []Problem // sorted by kind, name, field, message
 }
 
@@ -93,6 +103,10 @@ func (c *Config) Pool(name string) (Pool, bool) {
 
 // Advertisements returns the L2 and BGP advertisements, by kind then name.
 func (c *Config) Advertisements() []Advertisement { return c.ads }
+
+// Peers returns the BGP peers in effect, sorted by name. A peer whose
+// address or ASNs are invalid is left out (and reported).
+func (c *Config) Peers() []Peer { return c.peers }
 
 // Problems returns every problem, sorted by kind, name, field and message.
 func (c *Config) Problems() []Problem { return c.problems }

@@ -121,7 +121,7 @@ func TestAdvertisementNamesMissingPool(t *testing.T) {
 
 func TestPeerNamesMissingBFDProfileAndSecret(t *testing.T) {
 	var b Builder
-	peer := v1.BGPPeer{ObjectMeta: meta("router", 0)}
+	peer := v1.BGPPeer{ObjectMeta: meta("router", 0), Spec: v1.BGPPeerSpec{MyASN: 64501, PeerASN: 64500, PeerAddress: "198.51.100.1"}}
 	peer.Spec.BFDProfile = "fast"
 	peer.Spec.PasswordSecretRef = &v1.SecretKeyRef{Name: "bgp-pass"}
 	in := Inputs{BGPPeers: []v1.BGPPeer{peer}, Secrets: map[string][]string{}, Namespace: "portico-system"}
