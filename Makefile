@@ -11,7 +11,7 @@ export KUBEBUILDER_ASSETS := $(K8S_BIN)
 RACE ?= -race
 GO_TEST_FLAGS ?=
 
-.PHONY: all build generate lint test test-unit control-plane bench demo lab-up lab-down e2e bench-lab clean
+.PHONY: all build generate lint test test-unit setup control-plane bench demo lab-up lab-down e2e bench-lab clean
 
 all: build
 
@@ -39,11 +39,20 @@ lint:
 control-plane:
 	./hack/build-control-plane.sh $(K8S_BIN)
 
-# Unit and integration tests; the integration tests run the real API server from bin/k8s.
-test: lint control-plane build
-	go test $(RACE) -count=1 $(GO_TEST_FLAGS) ./...
+# What the tests, the lab and the demo need: the Debian packages (installed when missing),
+# kubectl (checked), and the control plane (built as by control-plane when not up to date).
+setup:
+	./hack/setup.sh $(K8S_BIN)
 
-bench: control-plane build
+# go test's output through hack/testsummary: plain go test output, then a line counting
+# passed, failed and skipped tests and one line per skip with its reason.
+TEST_SUMMARY := go run ./hack/testsummary $(if $(filter -v,$(GO_TEST_FLAGS)),-v)
+
+# Unit and integration tests; the integration tests run the real API server from bin/k8s.
+test: lint setup build
+	go test -json $(RACE) -count=1 $(GO_TEST_FLAGS) ./... | $(TEST_SUMMARY)
+
+bench: setup build
 	./hack/bench.sh
 
 # The lab (e2etest/lab): a whole cluster on this machine, as root. See e2etest/cmd/lab.
@@ -52,7 +61,7 @@ $(LAB): FORCE
 	go build -o $(LAB) ./e2etest/cmd/lab
 
 # Start a lab that keeps running; it prints KUBECONFIG and how to reach a Service.
-lab-up: build control-plane $(LAB)
+lab-up: build setup $(LAB)
 	./$(LAB) up
 
 # Stop it, and remove leftovers of failed or interrupted runs.
@@ -60,12 +69,12 @@ lab-down: $(LAB)
 	./$(LAB) down
 
 # Start a lab, show an L2 Service and its failover, tear the lab down.
-demo: build control-plane $(LAB)
+demo: build setup $(LAB)
 	./$(LAB) demo
 
 # Only the end-to-end tests (they also run in `make test`).
-e2e: control-plane build
-	go test -count=1 $(GO_TEST_FLAGS) ./e2etest/...
+e2e: setup build
+	go test -json -count=1 $(GO_TEST_FLAGS) ./e2etest/... | $(TEST_SUMMARY)
 
 # Only the lab benchmarks (failover, announcement latency, speaker memory).
 bench-lab: control-plane build
