@@ -124,8 +124,7 @@ func (b *Builder) Build(in Inputs) *Config {
 	slices.SortFunc(c.ads, func(x, y Advertisement) int {
 		return strings.Compare(x.Kind+"/"+x.Name, y.Kind+"/"+y.Name)
 	})
-	slices.SortFunc(c.problems, compareProblems)
-	c.problems = slices.Compact(c.problems)
+	c.problems = SortProblems(c.problems)
 	return c
 }
 

@@ -123,6 +123,13 @@ func (c *Config) ProblemsFor(kind, name string) []Problem {
 	return c.problems[lo:hi]
 }
 
+// SortProblems sorts problems by kind, name, field and message and drops
+// repeats, the order Config.Problems uses.
+func SortProblems(ps []Problem) []Problem {
+	slices.SortFunc(ps, compareProblems)
+	return slices.Compact(ps)
+}
+
 func compareProblems(a, b Problem) int {
 	return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Name, b.Name),
 		strings.Compare(a.Field, b.Field), strings.Compare(a.Message, b.Message))

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -39,6 +40,11 @@ type Pool struct {
 }
 
 // olderThan reports whether p keeps addresses it shares with q.
+// Contains reports whether ip is in one of the pool's ranges.
+func (p *Pool) Contains(ip netip.Addr) bool {
+	return slices.ContainsFunc(p.Ranges, func(r Range) bool { return r.Contains(ip) })
+}
+
 func (p *Pool) olderThan(q *Pool) bool {
 	if !p.Created.Equal(q.Created) {
 		return p.Created.Before(q.Created)
