@@ -19,17 +19,60 @@
 //	             eth0 198.51.100.(10+N)/24 and 2001:db8:1::(10+N)/64 on br0
 //	             (MAC 02:70:74:63:01:0N), service IPs on lo, HTTP responder on :80
 //	ptc-client   eth0 198.51.100.2/24, 2001:db8:1::2/64 on br0
-//	ptc-router   reserved for a router (FRR) on the data segment: 198.51.100.1,
-//	             2001:db8:1::1 (not created yet)
+//	ptc-router   FRR (zebra, bfdd, bgpd): eth0 198.51.100.1/24 and
+//	             2001:db8:1::1/64 on br0 (MAC 02:70:74:63:00:01), ext0
+//	             203.0.113.193/26 and 2001:db8:2::1/64; forwards both
+//	             families, ECMP hashed on ports too
+//	ptc-ext      the external client behind the router: eth0
+//	             203.0.113.194/26 and 2001:db8:2::2/64 (a veth to the
+//	             router's ext0), default routes via the router
+//
+// Every node's default routes point at the router (198.51.100.1 and
+// 2001:db8:1::1 on eth0), as a real node's point at its top-of-rack router,
+// so answers to the external client go back through it. The client on br0
+// keeps reaching the L2 pools on-link.
 //
 // Lab addresses come only from the documentation ranges and exist only inside
 // the lab's namespaces. 192.0.2.0/24 is avoided on purpose: the machines this
 // project runs on use it for their own network. The L2 service pools are
 // 198.51.100.100-198.51.100.199 and 2001:db8:1::100-2001:db8:1::1ff (on-link
-// for the client), ClusterIPs come from 203.0.113.128/25 and
-// 2001:db8:ffff::/108, and the root namespace gets blackhole routes for
-// 198.51.100.0/24, 203.0.113.0/24 and 2001:db8::/32 as a safety net: nothing
-// the lab does sends traffic from the root namespace.
+// for the client), the BGP ones 198.51.100.200-198.51.100.239 and
+// 2001:db8:1::200-2001:db8:1::2ff (routed by the router; a /32 or /128 route
+// wins over its connected /24 or /64), ClusterIPs come from 203.0.113.128/26
+// and 2001:db8:ffff::/108 (203.0.113.192/26 is the external client's
+// subnet), and the root namespace gets blackhole routes for 198.51.100.0/24,
+// 203.0.113.0/24 and 2001:db8::/32 as a safety net: nothing the lab does
+// sends traffic from the root namespace.
+//
+// # The router
+//
+// The router runs Debian's FRR 8.4 as three lab processes (router-zebra,
+// router-bfdd, router-bgpd), each with its own config, PID file and sockets
+// in RunDir/router (owned by user frr, whom the daemons run as), no TCP vty,
+// and its log in RunDir/router-DAEMON.log; they are stopped by PID like every
+// lab process and never touch a system FRR. Up checks that each daemon runs
+// the config written for it (FRR starts a daemon whose config it cannot read
+// with an empty one, saying so only in its log).
+//
+// bgpd is AS 64500 (RouterASN) with one eBGP neighbour per node address, IPv4
+// and IPv6 ("remote-as external": the nodes use AS 64501, NodeASN), each
+// passive (the speakers dial out), both unicast families activated on every
+// session, hold time Opts.RouterHoldTime (default 9 s, keepalive a third),
+// connect timer 5 s, no ebgp-requires-policy, ECMP over up to 16 paths with
+// as-path multipath-relax. It sends the nodes no routes (route-map
+// lab-to-nodes deny on every neighbour): in a trial with FRR stand-ins for
+// the speakers, an IPv6 route the router passed on from one node to another
+// over an IPv4 session was refused as malformed ("UPDATE Message
+// Error/Invalid Network Field") and the session reset. bfdd has the profile "lab" (100 ms, 100
+// ms, x3), attached to no neighbour: tests attach it with
+// Router.Neighbor(addr, "bfd profile lab"), set passwords with
+// Router.Neighbor(addr, "password ..."), and undo what they change. Router's
+// other methods read FRR's JSON: Routes, Route (communities, local
+// preference), FIB (the next hops in the kernel), Neighbors, BFDPeers,
+// BFDProfiles; VTY runs any vtysh commands. From the root namespace:
+//
+//	vtysh --vty_socket RUNDIR/router --config_dir RUNDIR/router -c 'show bgp summary'
+//	ip netns exec ptc-ext curl http://IP/
 //
 // The root namespace reaches the API server through a small TCP proxy on
 // 127.0.0.1 whose upstream sockets are opened inside ptc-ctl (the kubeconfig

@@ -48,6 +48,10 @@ type Opts struct {
 	// NoSignalHandler leaves SIGINT/SIGTERM alone; by default the lab tears
 	// itself down and exits on them.
 	NoSignalHandler bool
+	// RouterHoldTime is the BGP hold time the router proposes to every node
+	// (default 9s; keepalives every third of it). Tests change single
+	// neighbours with Router.Neighbor(addr, "timers 1 3").
+	RouterHoldTime time.Duration
 }
 
 // Node is one node namespace.
@@ -67,11 +71,14 @@ type Node struct {
 // Lab is a running lab.
 type Lab struct {
 	Opts
-	Nodes     []*Node
-	CtlNS     string
-	L2NS      string
-	ClientNS  string
-	RouterNS  string // reserved: not created yet
+	Nodes    []*Node
+	CtlNS    string
+	L2NS     string
+	ClientNS string
+	RouterNS string // the FRR router on the data segment
+	ExtNS    string // the external client behind the router
+	// Router is the FRR router in RouterNS.
+	Router    *Router
 	APIServer string // https://203.0.113.1:6443, reachable from lab namespaces
 	// Kubeconfig is for the root namespace (kubectl), NodeKubeconfig for
 	// processes inside lab namespaces.
@@ -119,16 +126,51 @@ const (
 	dataPrefix6  = "2001:db8:1::"
 	ClientIPv4   = "198.51.100.2"
 	ClientIPv6   = "2001:db8:1::2"
-	clusterIPs   = "203.0.113.128/25,2001:db8:ffff::/108"
+	clusterIPs   = "203.0.113.128/26,2001:db8:ffff::/108"
 	nodePorts    = "30000-60000"
 	apiPort      = "6443"
 	nodeMACStart = "02:70:74:63:01:"
+)
+
+// The router: on the data segment for the nodes, and the gateway of the
+// external client's own subnet (203.0.113.192/26, 2001:db8:2::/64).
+const (
+	RouterIPv4    = "198.51.100.1"
+	RouterIPv6    = "2001:db8:1::1"
+	RouterExtIPv4 = "203.0.113.193"
+	RouterExtIPv6 = "2001:db8:2::1"
+	ExtIPv4       = "203.0.113.194"
+	ExtIPv6       = "2001:db8:2::2"
+	extLen4       = "/26"
+	extLen6       = "/64"
+	routerMAC     = "02:70:74:63:00:01"
+	clientMAC     = "02:70:74:63:00:02"
+)
+
+// BGP and BFD at the router: it is AS RouterASN and expects every node as an
+// eBGP neighbour (nodes use NodeASN); its BFD profile BFDProfile is on no
+// neighbour until a test attaches it.
+const (
+	RouterASN        = 64500
+	NodeASN          = 64501
+	BFDProfile       = "lab"
+	BFDInterval      = 100 * time.Millisecond
+	BFDMultiplier    = 3
+	defaultHoldTime  = 9 * time.Second
+	routerDaemonsDir = "/usr/lib/frr"
 )
 
 // Pools the lab's tests and demo use: on-link for the client.
 const (
 	PoolV4 = "198.51.100.100-198.51.100.199"
 	PoolV6 = "2001:db8:1::100-2001:db8:1::1ff"
+)
+
+// Pools for BGP tests: reached through the router, disjoint from PoolV4 and
+// PoolV6.
+const (
+	BGPPoolV4 = "198.51.100.200-198.51.100.239"
+	BGPPoolV6 = "2001:db8:1::200-2001:db8:1::2ff"
 )
 
 func (o *Opts) defaults() error {
@@ -163,6 +205,12 @@ func (o *Opts) defaults() error {
 	if o.Progress == nil {
 		o.Progress = func(string) {}
 	}
+	if o.RouterHoldTime == 0 {
+		o.RouterHoldTime = defaultHoldTime
+	}
+	if o.RouterHoldTime < 3*time.Second || o.RouterHoldTime%time.Second != 0 {
+		return fmt.Errorf("lab: router hold time %s, want whole seconds, at least 3s", o.RouterHoldTime)
+	}
 	return nil
 }
 
@@ -181,6 +229,7 @@ func Up(opts Opts) (*Lab, error) {
 		L2NS:     opts.Name + "-l2",
 		ClientNS: opts.Name + "-client",
 		RouterNS: opts.Name + "-router",
+		ExtNS:    opts.Name + "-ext",
 		procs:    map[string]*Proc{},
 	}
 	for i := 1; i <= opts.Nodes; i++ {
@@ -197,6 +246,7 @@ func Up(opts Opts) (*Lab, error) {
 	}{
 		{"clean leftovers of earlier labs", l.cleanBefore},
 		{"create namespaces and links", l.buildTopology},
+		{"start the FRR router (zebra, bfdd, bgpd)", l.startRouter},
 		{"start etcd and kube-apiserver", l.startControlPlane},
 		{"install CRDs", l.installCRDs},
 		{"create Node objects", l.createNodes},
@@ -227,10 +277,13 @@ func Check(opts Opts) error {
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root (network namespaces)")
 	}
-	for _, tool := range []string{"ip", "arping", "ndisc6"} {
+	for _, tool := range []string{"ip", "arping", "ndisc6", "curl"} {
 		if _, err := lookPath(tool); err != nil {
-			missing = append(missing, tool+" (apt-get install iproute2 iputils-arping ndisc6)")
+			missing = append(missing, tool+" (apt-get install iproute2 iputils-arping ndisc6 curl)")
 		}
+	}
+	if err := checkFRR(); err != nil {
+		missing = append(missing, err.Error())
 	}
 	for _, f := range []string{filepath.Join(opts.K8sBin, "kube-apiserver"), filepath.Join(opts.K8sBin, "etcd")} {
 		if _, err := os.Stat(f); err != nil {

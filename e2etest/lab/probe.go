@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,9 +19,18 @@ import (
 // HTTPGet asks http://ip/ from the client namespace over a new connection and
 // returns the answer with surrounding space trimmed: the answering node's name.
 func (l *Lab) HTTPGet(ctx context.Context, ip netip.Addr, timeout time.Duration) (string, error) {
+	return httpGet(ctx, l.ClientNS, ip, timeout)
+}
+
+// ExtHTTPGet is HTTPGet from the external client behind the router.
+func (l *Lab) ExtHTTPGet(ctx context.Context, ip netip.Addr, timeout time.Duration) (string, error) {
+	return httpGet(ctx, l.ExtNS, ip, timeout)
+}
+
+func httpGet(ctx context.Context, ns string, ip netip.Addr, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tr := &http.Transport{DialContext: DialIn(l.ClientNS), DisableKeepAlives: true}
+	tr := &http.Transport{DialContext: DialIn(ns), DisableKeepAlives: true}
 	defer tr.CloseIdleConnections()
 	url := "http://" + net.JoinHostPort(ip.String(), "80") + "/"
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
@@ -42,6 +52,28 @@ func (l *Lab) HTTPGet(ctx context.Context, ip netip.Addr, timeout time.Duration)
 	return strings.TrimSpace(string(body)), nil
 }
 
+// ExtCurl runs curl for url in the external client's namespace, as a user
+// behind the router would, and returns the body with surrounding space
+// trimmed (for the lab's responders: the node's name). It fails on a
+// timeout, a connection error or an HTTP error status, quoting curl.
+func (l *Lab) ExtCurl(ctx context.Context, url string, timeout time.Duration) (string, error) {
+	secs := strconv.FormatFloat(timeout.Seconds(), 'f', 3, 64)
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.ExtNS,
+		"curl", "--silent", "--show-error", "--fail", "--globoff", "--max-time", secs, url)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("curl %s from %s: %v: %s", url, l.ExtNS, err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// URL is http://ip/ (brackets around an IPv6 address), for ExtCurl.
+func URL(ip netip.Addr) string {
+	return "http://" + net.JoinHostPort(ip.String(), "80") + "/"
+}
+
 // Probe is one HTTP request of WaitHTTP.
 type Probe struct {
 	Sent, At time.Time // when the request started and when its answer came
@@ -55,6 +87,16 @@ type Probe struct {
 // first answer that satisfies ok (nil: any answer); Probe.At is when that
 // answer arrived.
 func (l *Lab) WaitHTTP(ctx context.Context, ip netip.Addr, interval time.Duration, ok func(node string) bool) (Probe, error) {
+	return waitHTTP(ctx, l.HTTPGet, ip, interval, ok)
+}
+
+// WaitExtHTTP is WaitHTTP from the external client behind the router.
+func (l *Lab) WaitExtHTTP(ctx context.Context, ip netip.Addr, interval time.Duration, ok func(node string) bool) (Probe, error) {
+	return waitHTTP(ctx, l.ExtHTTPGet, ip, interval, ok)
+}
+
+func waitHTTP(ctx context.Context, get func(context.Context, netip.Addr, time.Duration) (string, error),
+	ip netip.Addr, interval time.Duration, ok func(node string) bool) (Probe, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make(chan Probe, 64)
@@ -63,7 +105,7 @@ func (l *Lab) WaitHTTP(ctx context.Context, ip netip.Addr, interval time.Duratio
 	var last Probe
 	for {
 		go func(sent time.Time) {
-			node, err := l.HTTPGet(ctx, ip, max(5*interval, 250*time.Millisecond))
+			node, err := get(ctx, ip, max(5*interval, 250*time.Millisecond))
 			select {
 			case results <- Probe{Sent: sent, At: time.Now(), Node: node, Err: err}:
 			case <-ctx.Done():

@@ -34,15 +34,25 @@ func bridge(ns, name string) []string {
 // namespace brNS through a veth pair whose bridge end is called port, and
 // gives ifname its addresses (IPv6 ones nodad).
 func plug(ns, ifname, mac, brNS, br, port string, addrs ...string) error {
+	cmds := [][]string{veth(ns, ifname, mac, brNS, port),
+		{"ip", "-n", brNS, "link", "set", port, "master", br},
+		{"ip", "-n", brNS, "link", "set", port, "up"},
+	}
+	return shAll(append(cmds, addrsUp(ns, ifname, addrs...)...)...)
+}
+
+// veth creates a veth pair: ifname (optional MAC) in ns, peer in peerNS.
+func veth(ns, ifname, mac, peerNS, peer string) []string {
 	add := []string{"ip", "link", "add", ifname, "netns", ns}
 	if mac != "" {
 		add = append(add, "address", mac)
 	}
-	add = append(add, "type", "veth", "peer", "name", port, "netns", brNS)
-	cmds := [][]string{add,
-		{"ip", "-n", brNS, "link", "set", port, "master", br},
-		{"ip", "-n", brNS, "link", "set", port, "up"},
-	}
+	return append(add, "type", "veth", "peer", "name", peer, "netns", peerNS)
+}
+
+// addrsUp gives ifname in ns its addresses (IPv6 ones nodad) and sets it up.
+func addrsUp(ns, ifname string, addrs ...string) [][]string {
+	var cmds [][]string
 	for _, a := range addrs {
 		c := []string{"ip", "-n", ns, "addr", "add", a, "dev", ifname}
 		if isV6(a) {
@@ -50,8 +60,16 @@ func plug(ns, ifname, mac, brNS, br, port string, addrs ...string) error {
 		}
 		cmds = append(cmds, c)
 	}
-	cmds = append(cmds, []string{"ip", "-n", ns, "link", "set", ifname, "up"})
-	return shAll(cmds...)
+	return append(cmds, []string{"ip", "-n", ns, "link", "set", ifname, "up"})
+}
+
+// defaultRoutes points ns's IPv4 and IPv6 default routes at gw4 and gw6
+// through dev.
+func defaultRoutes(ns, dev, gw4, gw6 string) [][]string {
+	return [][]string{
+		{"ip", "-n", ns, "-4", "route", "add", "default", "via", gw4, "dev", dev},
+		{"ip", "-n", ns, "-6", "route", "add", "default", "via", gw6, "dev", dev},
+	}
 }
 
 func isV6(addr string) bool {
@@ -61,6 +79,14 @@ func isV6(addr string) bool {
 		}
 	}
 	return false
+}
+
+// routerSysctls make the router forward both families and spread ECMP flows
+// over next hops by ports too (a single external client then reaches more
+// than one node).
+var routerSysctls = []string{
+	"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+	"net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1",
 }
 
 // strictARP makes a node's kernel leave ARP for addresses on lo to the speaker
@@ -95,11 +121,38 @@ func (l *Lab) buildTopology() error {
 		if err := plug(n.NS, "mgmt0", "", l.CtlNS, "brm", n.Name, n.MgmtIP+"/25"); err != nil {
 			return err
 		}
+		// Like a real node's gateway, its top-of-rack router: replies to the
+		// external client go back through it.
+		if err := shAll(defaultRoutes(n.NS, "eth0", RouterIPv4, RouterIPv6)...); err != nil {
+			return err
+		}
 	}
 	if err := l.newNS(l.ClientNS); err != nil {
 		return err
 	}
-	return plug(l.ClientNS, "eth0", "02:70:74:63:00:02", l.L2NS, "br0", "client", ClientIPv4+"/24", ClientIPv6+"/64")
+	if err := plug(l.ClientNS, "eth0", clientMAC, l.L2NS, "br0", "client", ClientIPv4+"/24", ClientIPv6+"/64"); err != nil {
+		return err
+	}
+	return l.buildRouter()
+}
+
+// buildRouter creates the router namespace on the data segment and the
+// external client's namespace behind it, linked by a veth pair (router ext0,
+// client eth0).
+func (l *Lab) buildRouter() error {
+	if err := l.newNS(l.RouterNS, routerSysctls...); err != nil {
+		return err
+	}
+	if err := plug(l.RouterNS, "eth0", routerMAC, l.L2NS, "br0", "router", RouterIPv4+"/24", RouterIPv6+"/64"); err != nil {
+		return err
+	}
+	if err := l.newNS(l.ExtNS); err != nil {
+		return err
+	}
+	cmds := [][]string{veth(l.ExtNS, "eth0", "", l.RouterNS, "ext0")}
+	cmds = append(cmds, addrsUp(l.RouterNS, "ext0", RouterExtIPv4+extLen4, RouterExtIPv6+extLen6)...)
+	cmds = append(cmds, addrsUp(l.ExtNS, "eth0", ExtIPv4+extLen4, ExtIPv6+extLen6)...)
+	return shAll(append(cmds, defaultRoutes(l.ExtNS, "eth0", RouterExtIPv4, RouterExtIPv6)...)...)
 }
 
 // CutDataLink takes the carrier from node n's data interface by setting its
