@@ -17,7 +17,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
-	"github.com/portico-lb/portico/speaker/l2plan"
+	"github.com/portico-lb/portico/internal/config"
+	"github.com/portico-lb/portico/speaker/facts"
 )
 
 // newManager builds a controller-runtime manager whose cache keeps only what
@@ -49,6 +50,10 @@ func newManager(cfg Config) (manager.Manager, error) {
 				&porticov1.SpeakerStatus{}:       {},
 				&porticov1.IPAddressPool{}:       {},
 				&porticov1.L2Advertisement{}:     {},
+				&porticov1.BGPAdvertisement{}:    {},
+				&porticov1.BGPPeer{}:             {},
+				&porticov1.BFDProfile{}:          {},
+				&porticov1.Community{}:           {},
 				&porticov1.ServiceAnnouncement{}: {},
 			},
 		},
@@ -67,6 +72,7 @@ func watched() []client.Object {
 	return []client.Object{
 		&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
 		&porticov1.IPAddressPool{}, &porticov1.L2Advertisement{},
+		&porticov1.BGPAdvertisement{}, &porticov1.BGPPeer{}, &porticov1.BFDProfile{}, &porticov1.Community{},
 	}
 }
 
@@ -105,28 +111,35 @@ func kickHandler(f func()) toolscache.ResourceEventHandlerFuncs {
 	}
 }
 
-// listAll fills the object lists of in from the cache.
-func (s *Speaker) listAll(in *l2plan.Inputs) error {
+// listAll reads the objects every plan decides from out of the cache and
+// builds the configuration model from the Portico objects.
+func (s *Speaker) listAll() (facts.Objects, error) {
 	ctx := context.Background()
 	c := s.mgr.GetCache()
 	var (
-		svcs  corev1.ServiceList
-		eps   discoveryv1.EndpointSliceList
-		nodes corev1.NodeList
-		pools porticov1.IPAddressPoolList
-		ads   porticov1.L2AdvertisementList
+		svcs   corev1.ServiceList
+		eps    discoveryv1.EndpointSliceList
+		nodes  corev1.NodeList
+		pools  porticov1.IPAddressPoolList
+		l2ads  porticov1.L2AdvertisementList
+		bgpads porticov1.BGPAdvertisementList
+		peers  porticov1.BGPPeerList
+		bfd    porticov1.BFDProfileList
+		comms  porticov1.CommunityList
 	)
-	for _, l := range []client.ObjectList{&svcs, &eps, &nodes, &pools, &ads} {
+	for _, l := range []client.ObjectList{&svcs, &eps, &nodes, &pools, &l2ads, &bgpads, &peers, &bfd, &comms} {
 		if err := c.List(ctx, l); err != nil {
-			return err
+			return facts.Objects{}, err
 		}
 	}
-	in.Services = ptrs(svcs.Items)
-	in.EndpointSlices = ptrs(eps.Items)
-	in.Nodes = ptrs(nodes.Items)
-	in.Pools = ptrs(pools.Items)
-	in.L2Advertisements = ptrs(ads.Items)
-	return nil
+	cfg := s.builder.Build(config.Inputs{
+		Pools: pools.Items, L2Advertisements: l2ads.Items, BGPAdvertisements: bgpads.Items,
+		BGPPeers: peers.Items, BFDProfiles: bfd.Items, Communities: comms.Items, Namespace: s.cfg.Namespace,
+	})
+	return facts.Objects{
+		LocalNode: s.cfg.NodeName, LBClass: s.cfg.LBClass, Config: cfg,
+		Services: ptrs(svcs.Items), EndpointSlices: ptrs(eps.Items), Nodes: ptrs(nodes.Items),
+	}, nil
 }
 
 func ptrs[T any](items []T) []*T {

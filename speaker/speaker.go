@@ -31,9 +31,11 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/portico-lb/portico/internal/config"
 	"github.com/portico-lb/portico/internal/election"
 	"github.com/portico-lb/portico/internal/layer2"
 	"github.com/portico-lb/portico/internal/membership"
+	"github.com/portico-lb/portico/speaker/facts"
 	"github.com/portico-lb/portico/speaker/l2plan"
 )
 
@@ -108,6 +110,11 @@ type Speaker struct {
 	net  *netWatcher
 	st   *statusWriter
 	peer *peers
+	// bgp is the BGP protocol; it owns its state (see protocol).
+	bgp *bgpProtocol
+	// builder turns the cached Portico objects into the configuration
+	// model, re-parsing only pools that changed; used by recompute only.
+	builder config.Builder
 
 	kick signal
 	// localAddr is memberlist's address, read once: memberlist mutates its
@@ -183,6 +190,10 @@ func New(ctx context.Context, cfg Config) (*Speaker, error) {
 	s.net = &netWatcher{netns: cfg.NetNS, onMove: s.trigger, log: s.log.With("component", "netlink")}
 	s.st = newStatusWriter(s)
 	s.peer = newPeers(s)
+	s.bgp, err = newBGPProtocol(cfg.NodeName, s.log.With("component", "bgp"), readPassword(s.mgr.GetAPIReader()), s.trigger)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Registry != nil {
 		registerMetrics(cfg.Registry, s)
 	}
@@ -299,6 +310,8 @@ func (s *Speaker) Run(ctx context.Context) error {
 		wg.Go(func() { s.peer.run(wctx) })
 		wg.Go(func() { s.st.run(wctx) })
 		wg.Go(func() { s.publish(wctx) })
+		wg.Go(func() { s.bgp.passwords.run(wctx) })
+		wg.Go(func() { s.watchBGP(wctx) })
 		s.loop(ctx)
 	}
 	s.shutdown()
@@ -349,9 +362,27 @@ func (s *Speaker) loop(ctx context.Context) {
 	runOn(ctx, s.kick, 30*time.Second, s.recompute)
 }
 
-// shutdown leaves memberlist first, so the others take over at once, then
-// stops answering.
+// watchBGP recomputes and rewrites status when a BGP session changes state
+// (which peers have a route is reported only for Established sessions).
+func (s *Speaker) watchBGP(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.bgp.ann.Changes():
+			s.trigger()
+		}
+	}
+}
+
+// shutdown withdraws the BGP routes and closes the sessions with a Cease,
+// so routers move traffic before the process is gone; then it leaves
+// memberlist, so the other speakers take over the L2 IPs at once, and stops
+// answering.
 func (s *Speaker) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	s.bgp.close(ctx)
+	cancel()
 	if err := s.ml.Leave(time.Second); err != nil {
 		s.log.Warn("leaving memberlist", "error", err)
 	}
@@ -381,11 +412,13 @@ func (s *Speaker) localView(named []string) (linkState, []election.Interface) {
 // recompute runs the plan on the current facts and hands the owned set to the
 // announcer, which diffs it.
 func (s *Speaker) recompute() {
-	in, fresh, err := s.inputs()
+	objs, err := s.listAll()
 	if err != nil {
 		s.log.Error("reading the cache", "error", err)
 		return
 	}
+	f := facts.Gather(objs)
+	in, fresh, st := s.l2Inputs(f)
 	plan := l2plan.Compute(in)
 
 	s.mu.Lock()
@@ -404,6 +437,7 @@ func (s *Speaker) recompute() {
 			s.log.Warn("announcer", "error", setErr)
 		}
 	}
+	s.bgp.apply(f, nodeAddresses{addresses: st.prefixes}, ready && standDown == nil)
 	names := make([]string, 0, len(in.Members))
 	for _, m := range in.Members {
 		names = append(names, m.Name)
@@ -445,16 +479,14 @@ func (s *Speaker) publishOnce() {
 	s.trigger()
 }
 
-// inputs gathers the plan's inputs from the cache, memberlist and netlink.
-// It also returns this node's fresh interface view.
-func (s *Speaker) inputs() (l2plan.Inputs, []election.Interface, error) {
-	in := l2plan.Inputs{LocalNode: s.cfg.NodeName, LBClass: s.cfg.LBClass}
-	if err := s.listAll(&in); err != nil {
-		return in, nil, err
-	}
+// l2Inputs adds to the facts what only layer 2 needs: this node's links
+// and the memberlist view. It also returns this node's fresh interface view
+// and link state.
+func (s *Speaker) l2Inputs(f facts.Facts) (l2plan.Inputs, []election.Interface, linkState) {
+	in := l2plan.Inputs{Facts: f}
 	var named []string
-	for _, ad := range in.L2Advertisements {
-		named = append(named, ad.Spec.Interfaces...)
+	for _, ad := range f.Config.Advertisements() {
+		named = append(named, ad.Interfaces...)
 	}
 	slices.Sort(named)
 	st, fresh := s.localView(slices.Compact(named))
@@ -473,7 +505,7 @@ func (s *Speaker) inputs() (l2plan.Inputs, []election.Interface, error) {
 		}
 		in.Members = append(in.Members, l2plan.Member{Name: m.Name, Meta: meta})
 	}
-	return in, fresh, nil
+	return in, fresh, st
 }
 
 // lastError summarises what this speaker cannot fix by itself.
@@ -492,6 +524,7 @@ func (s *Speaker) lastError() string {
 	if s.setOwnedErr != nil {
 		parts = append(parts, strings.ReplaceAll(s.setOwnedErr.Error(), "\n", "; "))
 	}
+	parts = append(parts, s.bgp.problems()...)
 	if _, err := s.net.current(); err != nil {
 		parts = append(parts, "reading links: "+err.Error())
 	}

@@ -19,7 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
+	"github.com/portico-lb/portico/internal/config"
 	"github.com/portico-lb/portico/internal/election"
+	"github.com/portico-lb/portico/speaker/facts"
 	"github.com/portico-lb/portico/speaker/l2plan"
 )
 
@@ -45,10 +47,10 @@ type statusWriter struct {
 	mu sync.Mutex // guards the fields below (run and nodeEvent)
 	// node is the SpeakerStatus status last written (UpdatedAt unset).
 	node *porticov1.SpeakerStatusStatus
-	// applied holds the L2 entries last applied per Service.
-	applied map[types.NamespacedName][]porticov1.L2Announcement
+	// applied holds this node's entries last applied per Service.
+	applied map[types.NamespacedName]announcement
 	// problems is the last set of configuration problems evented.
-	problems []l2plan.Problem
+	problems []config.Problem
 	first    bool
 }
 
@@ -57,7 +59,7 @@ type statusWriter struct {
 func (w *statusWriter) fieldManager() string { return "portico-speaker-" + w.s.cfg.NodeName }
 
 func newStatusWriter(s *Speaker) *statusWriter {
-	return &statusWriter{s: s, kick: newSignal(), applied: map[types.NamespacedName][]porticov1.L2Announcement{}, first: true}
+	return &statusWriter{s: s, kick: newSignal(), applied: map[types.NamespacedName]announcement{}, first: true}
 }
 
 func (w *statusWriter) trigger() { w.kick.fire() }
@@ -99,6 +101,7 @@ func (w *statusWriter) writeNode(ctx context.Context, plan *l2plan.Plan, members
 	s := w.s
 	links, _ := s.net.current()
 	want := l2plan.NodeStatus(s.localAddr, members, ifaces, links.macs, plan, s.lastError())
+	want.BGPSessions = s.bgp.sessions()
 	c := s.mgr.GetClient()
 	var cur porticov1.SpeakerStatus
 	err := s.mgr.GetCache().Get(ctx, types.NamespacedName{Name: s.cfg.NodeName}, &cur)
@@ -130,6 +133,10 @@ func (w *statusWriter) writeNode(ctx context.Context, plan *l2plan.Plan, members
 	w.node = &want
 }
 
+// metaTime is t as the API stores it (whole seconds), so a status read back
+// compares equal to the one written.
+func metaTime(t time.Time) *metav1.Time { return &metav1.Time{Time: t.Truncate(time.Second)} }
+
 // normNode makes empty and nil slices compare equal.
 func normNode(st porticov1.SpeakerStatusStatus) porticov1.SpeakerStatusStatus {
 	if len(st.Members) == 0 {
@@ -153,7 +160,15 @@ func (w *statusWriter) writeAnnouncements(ctx context.Context, plan *l2plan.Plan
 	members := slices.Clone(s.memberView)
 	s.mu.Unlock()
 	deputy := l2plan.Deputy(members) == s.cfg.NodeName
-	want := plan.Announcements(s.cfg.NodeName, deputy)
+	want := map[types.NamespacedName]announcement{}
+	for key, l2 := range plan.Announcements(s.cfg.NodeName, deputy) {
+		want[key] = announcement{l2: l2}
+	}
+	for key, a := range s.bgp.announcements() {
+		e := want[key]
+		e.bgp = a.bgp
+		want[key] = e
+	}
 	keys := slices.Collect(maps.Keys(want))
 	for k := range w.applied {
 		if _, ok := want[k]; !ok {
@@ -164,12 +179,12 @@ func (w *statusWriter) writeAnnouncements(ctx context.Context, plan *l2plan.Plan
 	for _, key := range keys {
 		entries := want[key]
 		prev, known := w.applied[key]
-		if known && reflect.DeepEqual(prev, entries) {
+		if known && sameAnnouncement(prev, entries) {
 			continue
 		}
 		var cur porticov1.ServiceAnnouncement
 		curErr := s.mgr.GetCache().Get(ctx, key, &cur)
-		if !known && curErr == nil && hasAll(cur.Status.L2, entries) {
+		if !known && curErr == nil && hasAll(cur.Status.L2, entries.l2) && hasAllBGP(cur.Status.BGP, entries.bgp) {
 			w.applied[key] = entries // already there, from before a restart
 			continue
 		}
@@ -177,8 +192,9 @@ func (w *statusWriter) writeAnnouncements(ctx context.Context, plan *l2plan.Plan
 			s.log.Warn("writing ServiceAnnouncement", "service", key.String(), "error", err)
 			continue
 		}
-		w.eventOwnership(key, prev, entries, cur.Status.L2)
-		if len(entries) == 0 {
+		w.eventOwnership(key, prev.l2, entries.l2, cur.Status.L2)
+		w.eventBGP(key, prev.bgp, entries.bgp)
+		if len(entries.l2) == 0 && len(entries.bgp) == 0 {
 			delete(w.applied, key)
 		} else {
 			w.applied[key] = entries
@@ -187,6 +203,22 @@ func (w *statusWriter) writeAnnouncements(ctx context.Context, plan *l2plan.Plan
 	if deputy {
 		w.deleteOrphans(ctx)
 	}
+}
+
+func sameAnnouncement(a, b announcement) bool {
+	return reflect.DeepEqual(a.l2, b.l2) && reflect.DeepEqual(a.bgp, b.bgp)
+}
+
+// hasAllBGP reports whether every entry of want is in have, equal.
+func hasAllBGP(have, want []porticov1.BGPAnnouncement) bool {
+	for _, e := range want {
+		if !slices.ContainsFunc(have, func(h porticov1.BGPAnnouncement) bool {
+			return h.IP == e.IP && h.Node == e.Node && slices.Equal(h.Peers, e.Peers)
+		}) {
+			return false
+		}
+	}
+	return true
 }
 
 // hasAll reports whether every entry of want is in have, equal.
@@ -209,14 +241,15 @@ func normEntry(e porticov1.L2Announcement) porticov1.L2Announcement {
 // apply server-side-applies entries as this node's part of the Service's
 // ServiceAnnouncement status, creating the object (owned by the Service) when
 // missing.
-func (w *statusWriter) apply(ctx context.Context, key types.NamespacedName, entries []porticov1.L2Announcement, missing bool) error {
+func (w *statusWriter) apply(ctx context.Context, key types.NamespacedName, entries announcement, missing bool) error {
 	s := w.s
 	c := s.mgr.GetClient()
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	obj := &porticov1.ServiceAnnouncement{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	empty := len(entries.l2) == 0 && len(entries.bgp) == 0
 	if missing {
-		if len(entries) == 0 {
+		if empty {
 			return nil
 		}
 		var svc corev1.Service
@@ -228,11 +261,15 @@ func (w *statusWriter) apply(ctx context.Context, key types.NamespacedName, entr
 			return err
 		}
 	}
-	if entries == nil {
-		entries = []porticov1.L2Announcement{}
+	l2, bgp := entries.l2, entries.bgp
+	if l2 == nil {
+		l2 = []porticov1.L2Announcement{}
 	}
-	err := w.applyStatus(rctx, obj, "ServiceAnnouncement", map[string]any{"l2": entries})
-	if apierrors.IsNotFound(err) && len(entries) == 0 {
+	if bgp == nil {
+		bgp = []porticov1.BGPAnnouncement{}
+	}
+	err := w.applyStatus(rctx, obj, "ServiceAnnouncement", map[string]any{"l2": l2, "bgp": bgp})
+	if apierrors.IsNotFound(err) && empty {
 		return nil // the object is gone: nothing to release
 	}
 	return err
@@ -272,7 +309,7 @@ func (w *statusWriter) deleteOrphans(ctx context.Context) {
 		sa := &list.Items[i]
 		var svc corev1.Service
 		err := s.mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(sa), &svc)
-		if err == nil && l2plan.Serves(&svc, s.cfg.LBClass) {
+		if err == nil && facts.Serves(&svc, s.cfg.LBClass) {
 			continue
 		}
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -311,9 +348,25 @@ func (w *statusWriter) eventOwnership(key types.NamespacedName, prev, now, store
 	}
 }
 
+// eventBGP records an event on the Service for each IP this node starts
+// announcing over BGP, or announces to other peers.
+func (w *statusWriter) eventBGP(key types.NamespacedName, prev, now []porticov1.BGPAnnouncement) {
+	s := w.s
+	var svc corev1.Service
+	if err := s.mgr.GetCache().Get(context.Background(), key, &svc); err != nil {
+		return
+	}
+	for _, e := range now {
+		if slices.ContainsFunc(prev, func(p porticov1.BGPAnnouncement) bool { return p.IP == e.IP && slices.Equal(p.Peers, e.Peers) }) {
+			continue
+		}
+		s.event(&svc, corev1.EventTypeNormal, "AnnouncingBGP", "announcing %s over BGP from %s to %s", e.IP, e.Node, strings.Join(e.Peers, ", "))
+	}
+}
+
 // eventProblems records an event on each L2Advertisement with a new
 // problem.
-func (w *statusWriter) eventProblems(problems []l2plan.Problem) {
+func (w *statusWriter) eventProblems(problems []config.Problem) {
 	s := w.s
 	for _, p := range problems {
 		if slices.Contains(w.problems, p) || p.Kind != "L2Advertisement" {

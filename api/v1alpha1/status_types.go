@@ -115,9 +115,11 @@ type ServiceAnnouncementStatus struct {
 	// +optional
 	L2 []L2Announcement `json:"l2,omitempty"`
 
-	// BGP lists, per IP, the nodes announcing a route for it and to which peers.
+	// BGP lists, per IP and node, the peers that node announces a route for the
+	// IP to. Each node writes its own entries.
 	// +listType=map
 	// +listMapKey=ip
+	// +listMapKey=node
 	// +optional
 	BGP []BGPAnnouncement `json:"bgp,omitempty"`
 }
@@ -138,15 +140,13 @@ type L2Announcement struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// BGPAnnouncement is the set of nodes announcing a route for one IP.
+// BGPAnnouncement is one node announcing a route for one IP.
 type BGPAnnouncement struct {
 	// IP is the Service IP.
 	IP string `json:"ip"`
-	// Nodes announcing a route for IP, sorted.
-	// +listType=atomic
-	// +optional
-	Nodes []string `json:"nodes,omitempty"`
-	// Peers that receive the route, sorted.
+	// Node announcing a route for IP.
+	Node string `json:"node"`
+	// Peers that receive the route from Node (sessions Established), sorted.
 	// +listType=atomic
 	// +optional
 	Peers []string `json:"peers,omitempty"`
@@ -160,7 +160,7 @@ type BGPAnnouncement struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=svcann
 // +kubebuilder:printcolumn:name="L2 Node",type=string,JSONPath=`.status.l2[*].node`
-// +kubebuilder:printcolumn:name="BGP Nodes",type=string,JSONPath=`.status.bgp[*].nodes`
+// +kubebuilder:printcolumn:name="BGP Nodes",type=string,JSONPath=`.status.bgp[*].node`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ServiceAnnouncement struct {
 	metav1.TypeMeta   `json:",inline"`

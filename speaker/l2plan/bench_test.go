@@ -37,10 +37,10 @@ func BenchmarkCompute1000(b *testing.B) {
 		}
 		in.Services = append(in.Services, s)
 	}
-	if p := Compute(in); len(p.IPs) != 1000 {
+	if p := compute(in); len(p.IPs) != 1000 {
 		b.Fatalf("%d IPs planned", len(p.IPs))
 	}
 	for b.Loop() {
-		_ = Compute(in)
+		_ = compute(in)
 	}
 }

@@ -16,11 +16,40 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
+	"github.com/portico-lb/portico/internal/config"
 	"github.com/portico-lb/portico/internal/election"
 	"github.com/portico-lb/portico/internal/layer2"
+	"github.com/portico-lb/portico/speaker/facts"
 )
 
 var dataNet = netip.MustParsePrefix("192.0.2.0/24")
+
+// world is what a speaker's cache and memberlist hold, as objects; compute
+// gathers the facts and builds the configuration from it as the speaker does.
+type world struct {
+	LocalNode, LBClass string
+	LocalInterfaces    []election.Interface
+	LocalLinks         []string
+	Members            []Member
+	Services           []*corev1.Service
+	EndpointSlices     []*discoveryv1.EndpointSlice
+	Nodes              []*corev1.Node
+	Pools              []*porticov1.IPAddressPool
+	L2Advertisements   []*porticov1.L2Advertisement
+}
+
+func compute(w world) Plan {
+	var ci config.Inputs
+	for _, p := range w.Pools {
+		ci.Pools = append(ci.Pools, *p)
+	}
+	for _, a := range w.L2Advertisements {
+		ci.L2Advertisements = append(ci.L2Advertisements, *a)
+	}
+	f := facts.Gather(facts.Objects{LocalNode: w.LocalNode, LBClass: w.LBClass, Config: (&config.Builder{}).Build(ci),
+		Services: w.Services, EndpointSlices: w.EndpointSlices, Nodes: w.Nodes})
+	return Compute(Inputs{Facts: f, LocalInterfaces: w.LocalInterfaces, LocalLinks: w.LocalLinks, Members: w.Members})
+}
 
 func eth1(carrier bool) []election.Interface {
 	return []election.Interface{{Name: "eth1", Carrier: carrier, Prefixes: []netip.Prefix{dataNet}}}
@@ -61,8 +90,8 @@ func ad(name string, pools []string, ifaces []string, nodeSel ...metav1.LabelSel
 
 // base is three nodes, all alive and ready with carrier on eth1, one pool
 // and one advertisement, seen from node-a.
-func base() Inputs {
-	in := Inputs{
+func base() world {
+	in := world{
 		LocalNode:        "node-a",
 		LocalInterfaces:  eth1(true),
 		LocalLinks:       []string{"eth0", "eth1", "lo"},
@@ -78,7 +107,7 @@ func base() Inputs {
 
 // viewFrom returns in as seen by another node (its local interfaces are
 // what it published).
-func viewFrom(in Inputs, node string) Inputs {
+func viewFrom(in world, node string) world {
 	in.LocalNode = node
 	for _, m := range in.Members {
 		if m.Name == node {
@@ -103,7 +132,7 @@ func TestTwelveServicesSpreadAndEveryNodeAgrees(t *testing.T) {
 	}
 	plans := map[string]Plan{}
 	for _, n := range []string{"node-a", "node-b", "node-c"} {
-		plans[n] = Compute(viewFrom(in, n))
+		plans[n] = compute(viewFrom(in, n))
 	}
 	want := winners(plans["node-a"])
 	perNode := map[string]int{}
@@ -132,20 +161,20 @@ func TestNotReadyOrDeadMemberLosesItsIPs(t *testing.T) {
 	for i := range 30 {
 		in.Services = append(in.Services, svc("ns", fmt.Sprintf("s%02d", i), fmt.Sprintf("192.0.2.%d", 100+i)))
 	}
-	before := winners(Compute(in))
-	for _, mutate := range []func(*Inputs){
-		func(in *Inputs) { in.Members[1].Meta.Ready = false },                   // node-b not ready
-		func(in *Inputs) { in.Members = slices.Delete(in.Members, 1, 2) },       // node-b dead
-		func(in *Inputs) { in.Members[1].Meta.Interfaces = eth1(false) },        // node-b lost carrier
-		func(in *Inputs) { in.Nodes[1].Labels[ExcludeLabel] = "" },              // node-b excluded
-		func(in *Inputs) { in.Nodes[1].Status.Conditions = networkUnavailable }, // node-b NetworkUnavailable
+	before := winners(compute(in))
+	for _, mutate := range []func(*world){
+		func(in *world) { in.Members[1].Meta.Ready = false },                   // node-b not ready
+		func(in *world) { in.Members = slices.Delete(in.Members, 1, 2) },       // node-b dead
+		func(in *world) { in.Members[1].Meta.Interfaces = eth1(false) },        // node-b lost carrier
+		func(in *world) { in.Nodes[1].Labels[facts.ExcludeLabel] = "" },        // node-b excluded
+		func(in *world) { in.Nodes[1].Status.Conditions = networkUnavailable }, // node-b NetworkUnavailable
 	} {
 		mod := base()
 		mod.Services = in.Services
 		mod.Nodes = []*corev1.Node{in.Nodes[0].DeepCopy(), in.Nodes[1].DeepCopy(), in.Nodes[2].DeepCopy()}
 		mod.Members = slices.Clone(in.Members)
 		mutate(&mod)
-		after := winners(Compute(mod))
+		after := winners(compute(mod))
 		for ip, w := range before {
 			switch {
 			case after[ip] == "node-b":
@@ -166,13 +195,13 @@ func TestLocalCarrierLossStepsBackAtOnce(t *testing.T) {
 	for i := range 20 {
 		in.Services = append(in.Services, svc("ns", fmt.Sprintf("s%02d", i), fmt.Sprintf("192.0.2.%d", 100+i)))
 	}
-	if len(Compute(in).Owned) == 0 {
+	if len(compute(in).Owned) == 0 {
 		t.Fatal("node-a owns nothing of 20 IPs")
 	}
 	// The member meta still says carrier (not gossiped yet); the local view
 	// wins for the local node.
 	in.LocalInterfaces = eth1(false)
-	if p := Compute(in); len(p.Owned) != 0 {
+	if p := compute(in); len(p.Owned) != 0 {
 		t.Errorf("node-a without carrier owns %v", p.Owned)
 	}
 }
@@ -194,12 +223,12 @@ func TestLocalTrafficPolicyFollowsEndpoints(t *testing.T) {
 	}
 	for _, n := range []string{"node-b", "node-c"} {
 		in.EndpointSlices = []*discoveryv1.EndpointSlice{slice(n)}
-		if got := winners(Compute(in))["192.0.2.150"]; got != n {
+		if got := winners(compute(in))["192.0.2.150"]; got != n {
 			t.Errorf("endpoint on %s: winner %q", n, got)
 		}
 	}
 	in.EndpointSlices = nil
-	p := Compute(in)
+	p := compute(in)
 	if r := p.IPs[0].Result; r.Elected() || r.Reason != election.ReasonNoReadyEndpoint {
 		t.Errorf("no endpoints: %+v", r)
 	}
@@ -212,7 +241,7 @@ func TestNodeSelectorsAndPoolsChooseCandidates(t *testing.T) {
 		ad("only-c", []string{"pool"}, nil, metav1.LabelSelector{MatchLabels: map[string]string{"zone": "z-node-c"}}),
 	}
 	in.Services = []*corev1.Service{svc("ns", "a", "192.0.2.100", "2001:db8::5"), svc("ns", "b", "203.0.113.5"), svc("ns", "c", "198.51.100.1")}
-	p := Compute(in)
+	p := compute(in)
 	if got := winners(p); !reflect.DeepEqual(got, map[string]string{"192.0.2.100": "node-c", "2001:db8::5": "node-c"}) {
 		t.Errorf("winners %v: only pool IPs with an L2Advertisement, only node-c", got)
 	}
@@ -221,11 +250,11 @@ func TestNodeSelectorsAndPoolsChooseCandidates(t *testing.T) {
 func TestMissingInterfaceIsAProblemAndNothingElseMoves(t *testing.T) {
 	in := base()
 	in.Services = []*corev1.Service{svc("ns", "a", "192.0.2.100"), svc("ns", "b", "192.0.2.101")}
-	before := winners(Compute(in))
+	before := winners(compute(in))
 	in.Pools = append(in.Pools, poolOf("other", "198.51.100.0/24"))
 	in.L2Advertisements = append(in.L2Advertisements, ad("typo", []string{"other"}, []string{"eht1"}))
 	in.Services = append(in.Services, svc("ns", "c", "198.51.100.7"))
-	p := Compute(in)
+	p := compute(in)
 	if len(p.Problems) != 1 || p.Problems[0].Name != "typo" || p.Problems[0].Field != "spec.interfaces" ||
 		!strings.Contains(p.Problems[0].Message, `"eht1" does not exist on node node-a`) {
 		t.Errorf("problems %v", p.Problems)
@@ -249,12 +278,12 @@ func TestSharedIPAndClassFilter(t *testing.T) {
 	clusterIP := svc("ns", "cip", "192.0.2.122")
 	clusterIP.Spec.Type = corev1.ServiceTypeClusterIP
 	in.Services = []*corev1.Service{b, classed, a, clusterIP}
-	p := Compute(in)
+	p := compute(in)
 	if len(p.IPs) != 1 || !slices.Equal(p.IPs[0].Services, []types.NamespacedName{{Namespace: "ns", Name: "a"}, {Namespace: "ns", Name: "b"}}) {
 		t.Fatalf("IPs %+v", p.IPs)
 	}
 	in.LBClass = "example.com/other"
-	if p := Compute(in); len(p.IPs) != 1 || p.IPs[0].Services[0].Name != "other-class" {
+	if p := compute(in); len(p.IPs) != 1 || p.IPs[0].Services[0].Name != "other-class" {
 		t.Errorf("with class: %+v", p.IPs)
 	}
 }
@@ -268,11 +297,11 @@ func TestOverlappingPoolsUseAnnotationThenAge(t *testing.T) {
 	in.L2Advertisements = []*porticov1.L2Advertisement{ad("newer-only", []string{"newer"}, nil)}
 	s := svc("ns", "a", "192.0.2.200")
 	in.Services = []*corev1.Service{s}
-	if p := Compute(in); len(p.IPs) != 0 {
+	if p := compute(in); len(p.IPs) != 0 {
 		t.Errorf("IP of the older pool announced by the newer pool's advertisement: %+v", p.IPs)
 	}
 	s.Annotations = map[string]string{"portico.dev/ip-allocated-from-pool": "newer"}
-	if p := Compute(in); len(p.IPs) != 1 || p.IPs[0].Pool != "newer" {
+	if p := compute(in); len(p.IPs) != 1 || p.IPs[0].Pool != "newer" {
 		t.Errorf("annotated: %+v", p.IPs)
 	}
 }
@@ -291,7 +320,7 @@ func TestComputeIgnoresInputOrder(t *testing.T) {
 		in.Services = append(in.Services, s)
 	}
 	in.L2Advertisements = append(in.L2Advertisements, ad("second", nil, []string{"eth1"}))
-	want := Compute(in)
+	want := compute(in)
 	rng := rand.New(rand.NewPCG(7, 9))
 	for range 10 {
 		sh := in
@@ -300,7 +329,7 @@ func TestComputeIgnoresInputOrder(t *testing.T) {
 		sh.Nodes = shuffle(rng, in.Nodes)
 		sh.Members = shuffle(rng, in.Members)
 		sh.L2Advertisements = shuffle(rng, in.L2Advertisements)
-		if got := Compute(sh); !reflect.DeepEqual(got, want) {
+		if got := compute(sh); !reflect.DeepEqual(got, want) {
 			t.Fatal("a permutation of the inputs changed the plan")
 		}
 	}
@@ -324,7 +353,7 @@ func TestAnnouncementsOwnerAndDeputy(t *testing.T) {
 	var all []porticov1.L2Announcement
 	for _, n := range []string{"node-a", "node-b", "node-c"} {
 		v := viewFrom(in, n)
-		p := Compute(v)
+		p := compute(v)
 		for _, es := range p.Announcements(n, Deputy(v.Members) == n) {
 			all = append(all, es...)
 		}
@@ -339,7 +368,7 @@ func TestNodeStatus(t *testing.T) {
 	in := base()
 	in.Services = []*corev1.Service{svc("ns", "a", "192.0.2.100"), svc("ns", "b", "192.0.2.101"), svc("ns", "c", "192.0.2.102")}
 	in.Members = in.Members[:1] // alone: owns everything
-	p := Compute(in)
+	p := compute(in)
 	st := NodeStatus("127.0.0.1:7947", []string{"node-a"}, in.LocalInterfaces, map[string]string{"eth1": "02:00:5e:00:53:01"}, &p, "")
 	want := porticov1.SpeakerStatusStatus{
 		MemberlistAddress: "127.0.0.1:7947", Members: []string{"node-a"}, L2IPs: 3,
@@ -373,5 +402,34 @@ func TestLocalInterfaces(t *testing.T) {
 	}
 	if got := LocalInterfaces(nil, nil, nil); got == nil {
 		t.Error("nil result: election would read it as unknown")
+	}
+}
+
+// A pool whose spec turns bad keeps its last valid version in the
+// configuration model, so IPs still allocated from the old ranges stay
+// announced (the speaker once parsed pools itself and dropped them).
+func TestPoolTurnedBadKeepsItsIPsAnnounced(t *testing.T) {
+	in := base()
+	in.Services = []*corev1.Service{svc("ns", "a", "192.0.2.100")}
+	var b config.Builder
+	plan := func() Plan {
+		var ci config.Inputs
+		for _, p := range in.Pools {
+			ci.Pools = append(ci.Pools, *p)
+		}
+		for _, a := range in.L2Advertisements {
+			ci.L2Advertisements = append(ci.L2Advertisements, *a)
+		}
+		f := facts.Gather(facts.Objects{LocalNode: in.LocalNode, Config: b.Build(ci), Services: in.Services, Nodes: in.Nodes})
+		return Compute(Inputs{Facts: f, LocalInterfaces: in.LocalInterfaces, LocalLinks: in.LocalLinks, Members: in.Members})
+	}
+	in.Pools[0].UID, in.Pools[0].Generation = "uid-1", 1
+	if p := plan(); len(p.IPs) != 1 || !p.IPs[0].Result.Elected() {
+		t.Fatalf("before: %+v", p.IPs)
+	}
+	in.Pools[0].Generation = 2
+	in.Pools[0].Spec.Addresses = []porticov1.AddressEntry{"198.51.100.0/24", "not-an-address"}
+	if p := plan(); len(p.IPs) != 1 || !p.IPs[0].Result.Elected() || p.IPs[0].Pool != "pool" {
+		t.Fatalf("after the pool turned bad, 192.0.2.100 must stay announced: %+v", p.IPs)
 	}
 }

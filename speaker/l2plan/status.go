@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
+	"github.com/portico-lb/portico/internal/config"
 	"github.com/portico-lb/portico/internal/election"
 )
 
@@ -69,10 +70,10 @@ func NodeStatus(addr string, members []string, ifaces []election.Interface, macs
 }
 
 // ProblemsText joins problems into one line for SpeakerStatus.lastError.
-func ProblemsText(problems []Problem) string {
+func ProblemsText(problems []config.Problem) string {
 	parts := make([]string, len(problems))
 	for i, p := range problems {
-		parts[i] = p.String()
+		parts[i] = p.Error()
 	}
 	return strings.Join(parts, "; ")
 }

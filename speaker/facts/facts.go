@@ -1,0 +1,238 @@
+// Package facts gathers, once per recompute, what every protocol's plan
+// decides from: the validated configuration (package config), the
+// load-balancer IPs this speaker's class serves, grouped by IP with their
+// pool, traffic policy and the nodes holding ready endpoints, and the nodes
+// with their labels and eligibility. The L2 plan (l2plan) and the BGP plan
+// (bgpplan) both read Facts, so they agree on which IP belongs to which pool
+// and which nodes may announce.
+//
+// Gather is a pure function of the objects it is given; every output is
+// sorted, so the same objects in any order give the same Facts.
+package facts
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/portico-lb/portico/internal/config"
+)
+
+// ExcludeLabel marks nodes that must not receive load-balancer traffic.
+const ExcludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+// PoolAnnotations name the pool the controller allocated a Service's IP
+// from; Portico's own first, then MetalLB's aliases.
+var PoolAnnotations = []string{
+	"portico.dev/ip-allocated-from-pool",
+	"metallb.io/ip-allocated-from-pool",
+	"metallb.universe.tf/ip-allocated-from-pool",
+}
+
+// Objects are the cached objects the facts come from. Slices may be in any
+// order.
+type Objects struct {
+	// LocalNode is this speaker's node name.
+	LocalNode string
+	// LBClass is the loadBalancerClass this speaker serves; "" serves
+	// Services without a class.
+	LBClass        string
+	Config         *config.Config
+	Services       []*corev1.Service
+	EndpointSlices []*discoveryv1.EndpointSlice
+	Nodes          []*corev1.Node
+}
+
+// Facts are the inputs every protocol plan shares.
+type Facts struct {
+	LocalNode string
+	Config    *config.Config
+	// IPs are the served load-balancer IPs, sorted by address.
+	IPs []IP
+	// Nodes are sorted by name.
+	Nodes []Node
+}
+
+// IP is one load-balancer IP and the Services using it.
+type IP struct {
+	Addr netip.Addr
+	// Services using the IP (more than one when shared), sorted.
+	Services []types.NamespacedName
+	// Pool is the pool in effect the IP belongs to; "" when none has it.
+	Pool string
+	// Local is true when every Service sharing the IP has
+	// externalTrafficPolicy: Local.
+	Local bool
+	// EndpointNodes are the nodes holding a ready endpoint of any of the
+	// Services, sorted.
+	EndpointNodes []string
+}
+
+// Node is one Kubernetes node as the plans see it.
+type Node struct {
+	Name   string
+	Labels map[string]string
+	// Excluded: the node carries ExcludeLabel.
+	Excluded bool
+	// NetworkUnavailable: the node's NetworkUnavailable condition is True.
+	NetworkUnavailable bool
+}
+
+// Eligible reports whether the node may announce load-balancer IPs at all.
+func (n Node) Eligible() bool { return !n.Excluded && !n.NetworkUnavailable }
+
+// Node returns the node named name.
+func (f *Facts) Node(name string) (Node, bool) {
+	i, ok := slices.BinarySearchFunc(f.Nodes, name, func(n Node, name string) int { return strings.Compare(n.Name, name) })
+	if !ok {
+		return Node{}, false
+	}
+	return f.Nodes[i], true
+}
+
+// Gather computes the facts from the objects.
+func Gather(o Objects) Facts {
+	f := Facts{LocalNode: o.LocalNode, Config: o.Config}
+	if f.Config == nil {
+		f.Config = (&config.Builder{}).Build(config.Inputs{})
+	}
+	for _, n := range o.Nodes {
+		fn := Node{Name: n.Name, Labels: n.Labels}
+		_, fn.Excluded = n.Labels[ExcludeLabel]
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeNetworkUnavailable && c.Status == corev1.ConditionTrue {
+				fn.NetworkUnavailable = true
+			}
+		}
+		f.Nodes = append(f.Nodes, fn)
+	}
+	slices.SortFunc(f.Nodes, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
+	f.IPs = groupIPs(o, poolsByAge(f.Config))
+	return f
+}
+
+// poolsByAge returns the pools in effect, older first: an older pool keeps
+// the addresses it shares with a newer one (see package ipam).
+func poolsByAge(c *config.Config) []config.Pool {
+	out := slices.Clone(c.Pools())
+	slices.SortStableFunc(out, func(a, b config.Pool) int {
+		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
+// poolFor returns the name of the pool ip belongs to: the one the controller
+// recorded, if it contains ip, else the oldest pool containing it.
+func poolFor(pools []config.Pool, ip netip.Addr, hint string) string {
+	first := ""
+	for _, p := range pools {
+		if !p.Contains(ip) {
+			continue
+		}
+		if p.Name == hint {
+			return p.Name
+		}
+		if first == "" {
+			first = p.Name
+		}
+	}
+	return first
+}
+
+// Serves reports whether a speaker with class lbClass handles svc.
+func Serves(svc *corev1.Service, lbClass string) bool {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.DeletionTimestamp != nil {
+		return false
+	}
+	class := ""
+	if svc.Spec.LoadBalancerClass != nil {
+		class = *svc.Spec.LoadBalancerClass
+	}
+	return class == lbClass
+}
+
+// ServiceIPs returns the valid IPs in svc's load-balancer status, sorted and
+// deduplicated.
+func ServiceIPs(svc *corev1.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if ip, err := netip.ParseAddr(ing.IP); err == nil && ip.Zone() == "" {
+			out = append(out, ip.Unmap())
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
+func groupIPs(o Objects, pools []config.Pool) []IP {
+	endpoints := readyEndpointNodes(o.EndpointSlices)
+	services := slices.Clone(o.Services)
+	slices.SortFunc(services, func(a, b *corev1.Service) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	type group struct {
+		ip   *IP
+		hint string
+	}
+	groups := map[netip.Addr]*group{}
+	for _, svc := range services {
+		if !Serves(svc, o.LBClass) {
+			continue
+		}
+		key := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+		local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+		hint := ""
+		for _, a := range PoolAnnotations {
+			if v := svc.Annotations[a]; v != "" {
+				hint = strings.TrimSpace(v)
+				break
+			}
+		}
+		for _, addr := range ServiceIPs(svc) {
+			g := groups[addr]
+			if g == nil {
+				g = &group{ip: &IP{Addr: addr, Local: true}, hint: hint}
+				groups[addr] = g
+			}
+			g.ip.Services = append(g.ip.Services, key)
+			// A shared IP is Local only when every sharer is; the
+			// endpoints of all sharers count.
+			g.ip.Local = g.ip.Local && local
+			g.ip.EndpointNodes = append(g.ip.EndpointNodes, endpoints[key]...)
+		}
+	}
+	out := make([]IP, 0, len(groups))
+	for addr, g := range groups {
+		slices.Sort(g.ip.EndpointNodes)
+		g.ip.EndpointNodes = slices.Compact(g.ip.EndpointNodes)
+		g.ip.Pool = poolFor(pools, addr, g.hint)
+		out = append(out, *g.ip)
+	}
+	slices.SortFunc(out, func(a, b IP) int { return a.Addr.Compare(b.Addr) })
+	return out
+}
+
+// readyEndpointNodes maps each Service to the nodes holding a ready endpoint
+// of it.
+func readyEndpointNodes(slicesIn []*discoveryv1.EndpointSlice) map[types.NamespacedName][]string {
+	out := map[types.NamespacedName][]string{}
+	for _, es := range slicesIn {
+		svc := es.Labels[discoveryv1.LabelServiceName]
+		if svc == "" {
+			continue
+		}
+		key := types.NamespacedName{Namespace: es.Namespace, Name: svc}
+		for _, ep := range es.Endpoints {
+			if ep.NodeName == nil || *ep.NodeName == "" || (ep.Conditions.Ready != nil && !*ep.Conditions.Ready) {
+				continue
+			}
+			out[key] = append(out[key], *ep.NodeName)
+		}
+	}
+	return out
+}
