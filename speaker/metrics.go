@@ -33,9 +33,52 @@ func registerMetrics(reg prometheus.Registerer, s *Speaker) {
 			defer s.mu.Unlock()
 			return len(s.members)
 		}),
+		bgpCollector{s.bgp},
 	} {
 		if err := reg.Register(c); err != nil {
 			s.log.Warn("registering a metric", "error", err)
+		}
+	}
+}
+
+// bgpCollector exports one series per BGP session, read from the announcer
+// at scrape time.
+type bgpCollector struct{ b *bgpProtocol }
+
+var (
+	bgpSessionUp = prometheus.NewDesc("portico_speaker_bgp_session_up",
+		"1 when the BGP session to the peer is Established.", []string{"peer", "address"}, nil)
+	bgpPrefixes = prometheus.NewDesc("portico_speaker_bgp_prefixes_advertised",
+		"Prefixes advertised to the peer.", []string{"peer", "address"}, nil)
+	bgpUpdates = prometheus.NewDesc("portico_speaker_bgp_updates_sent_total",
+		"BGP UPDATE messages sent to the peer.", []string{"peer", "address"}, nil)
+	bfdUp = prometheus.NewDesc("portico_speaker_bfd_session_up",
+		"1 when the BFD session to the peer is Up, 0 otherwise; absent without BFD.", []string{"peer", "address"}, nil)
+)
+
+func (c bgpCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{bgpSessionUp, bgpPrefixes, bgpUpdates, bfdUp} {
+		ch <- d
+	}
+}
+
+func (c bgpCollector) Collect(ch chan<- prometheus.Metric) {
+	boolean := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	for _, s := range c.b.ann.Sessions() {
+		addr := ""
+		if s.Address.IsValid() {
+			addr = s.Address.String()
+		}
+		ch <- prometheus.MustNewConstMetric(bgpSessionUp, prometheus.GaugeValue, boolean(s.State == "Established"), s.Peer, addr)
+		ch <- prometheus.MustNewConstMetric(bgpPrefixes, prometheus.GaugeValue, float64(s.PrefixesAdvertised), s.Peer, addr)
+		ch <- prometheus.MustNewConstMetric(bgpUpdates, prometheus.CounterValue, float64(s.UpdatesSent), s.Peer, addr)
+		if s.BFDState != "" {
+			ch <- prometheus.MustNewConstMetric(bfdUp, prometheus.GaugeValue, boolean(s.BFDState == "Up"), s.Peer, addr)
 		}
 	}
 }
