@@ -39,10 +39,15 @@ type Announcer struct {
 	nextID   uint32
 	closed   bool
 
-	st     sync.Mutex // leaf lock, never held while calling gobgp: status below
-	stSrv  *server.BgpServer
-	status map[string]*peerStatus // every peer of the last SetDesired, by name
-	byAddr map[netip.Addr]*peerStatus
+	st         sync.Mutex // leaf lock, never held while calling gobgp: status below
+	stSrv      *server.BgpServer
+	stRouterID netip.Addr
+	status     map[string]*peerStatus // every peer of the last SetDesired, by name
+	byAddr     map[netip.Addr]*peerStatus
+
+	probeCtx  context.Context // ends diagnostic OPENs (probe.go) at Close
+	probeStop context.CancelFunc
+	probes    sync.WaitGroup
 }
 
 // peerEntry is one peer as configured in gobgp.
@@ -64,6 +69,13 @@ type peerStatus struct {
 	lastErr          string
 	configErr        string
 	routes4, routes6 int
+
+	// Diagnostic OPENs (probe.go): one at a time, at most once per
+	// probeEvery for the same settings.
+	probing     bool
+	probedConf  peerConf
+	probedAt    time.Time
+	probedWords string
 }
 
 // New returns an Announcer with no peers. gobgp starts with the first peer.
@@ -82,6 +94,7 @@ func New(cfg Config) (*Announcer, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	a.probeCtx, a.probeStop = context.WithCancel(context.Background())
 	return a, nil
 }
 
@@ -356,7 +369,7 @@ func (a *Announcer) startServer(ctx context.Context, rid netip.Addr, asn uint32)
 	a.peers = map[string]*peerEntry{}
 	go a.pollBFD(wctx, srv, a.polling)
 	a.st.Lock()
-	a.stSrv = srv
+	a.stSrv, a.stRouterID = srv, rid
 	a.st.Unlock()
 	a.log.Info("gobgp started", "routerID", rid, "asn", asn)
 	return nil
@@ -668,13 +681,20 @@ func (a *Announcer) onPeer(ev *apiutil.WatchEventMessage_PeerEvent, t time.Time)
 		a.st.Unlock()
 		return
 	}
+	prev := ps.state
 	if name := fsmStates[st.SessionState]; name != "" && name != ps.state {
 		ps.state, ps.since = name, t
 	}
-	if st.SessionState == bgp.BGP_FSM_ESTABLISHED {
+	switch {
+	case st.SessionState == bgp.BGP_FSM_ESTABLISHED:
 		ps.lastErr = ""
-	} else if msg := reasonWords(st.DisconnectReason, st.DisconnectMessage, &ps.conf); msg != "" {
-		ps.lastErr = msg
+	case st.DisconnectReason == api.PeerState_DISCONNECT_REASON_INVALID_MSG && prev != "Established":
+		// In OpenConfirm this is the router's NOTIFICATION, its code lost.
+		a.refused(ps)
+	default:
+		if msg := reasonWords(st.DisconnectReason, st.DisconnectMessage, &ps.conf); msg != "" {
+			ps.lastErr = msg
+		}
 	}
 	a.st.Unlock()
 	a.notify()
@@ -754,6 +774,15 @@ func (a *Announcer) observe(rec gobgpRecord) {
 		if code == 6 && (subcode == 2 || subcode == 3 || subcode == 4 || subcode == 6) {
 			break // our own shutdown, removal, reset (BFD: its own record) or reconfiguration
 		}
+		if code == 5 && ps.state != "Established" {
+			// gobgp's answer to a message other than OPEN after its own
+			// OPEN: the router's NOTIFICATION came first.
+			before := ps.lastErr
+			a.refused(ps)
+			msg = ps.lastErr
+			ps.lastErr = before
+			break
+		}
 		msg = sentWords(code, subcode, c)
 		if code == 4 {
 			msg = holdWords(c)
@@ -780,6 +809,51 @@ func (a *Announcer) observe(rec gobgpRecord) {
 	if changed {
 		a.notify()
 	}
+}
+
+// refusedWords is the LastError for a refused OPEN whose NOTIFICATION
+// gobgp did not report, until a diagnostic OPEN tells more.
+const refusedWords = "peer sent NOTIFICATION in answer to our OPEN (gobgp does not report which; check myASN, peerASN, the router ID and the router's neighbour configuration)"
+
+// refused handles a refused OPEN whose NOTIFICATION gobgp did not report:
+// it says so, with the reason a diagnostic OPEN found for these settings,
+// and starts one if none ran lately. a.st must be held.
+func (a *Announcer) refused(ps *peerStatus) {
+	if ps.probedConf == ps.conf && ps.probedWords != "" {
+		ps.lastErr = ps.probedWords
+	} else {
+		ps.lastErr = refusedWords
+	}
+	if ps.probing || ps.probedConf == ps.conf && time.Since(ps.probedAt) < probeEvery || a.probeCtx.Err() != nil {
+		return
+	}
+	ps.probing = true
+	name, c, rid := ps.name, ps.conf, a.stRouterID
+	a.probes.Add(1)
+	go func() {
+		defer a.probes.Done()
+		code, subcode, err := probeOpen(a.probeCtx, c, rid)
+		words := ""
+		if err == nil {
+			words = receivedWords(code, subcode, &c)
+		}
+		a.log.Debug("diagnostic OPEN", "peer", name, "answer", words, "error", err)
+		a.st.Lock()
+		changed := false
+		if ps := a.status[name]; ps != nil {
+			ps.probing = false
+			if ps.conf == c {
+				ps.probedConf, ps.probedAt, ps.probedWords = c, time.Now(), words
+				if words != "" && ps.state != "Established" && ps.lastErr == refusedWords {
+					ps.lastErr, changed = words, true
+				}
+			}
+		}
+		a.st.Unlock()
+		if changed {
+			a.notify()
+		}
+	}()
 }
 
 // bfdPoll is how often BFD states are read for Changes: gobgp has no BFD
@@ -825,6 +899,8 @@ func (a *Announcer) close(ctx context.Context, graceful bool) error {
 		return nil
 	}
 	a.closed = true
+	a.probeStop()
+	defer a.probes.Wait()
 	if a.srv == nil {
 		return nil
 	}

@@ -1,6 +1,8 @@
 package bgp
 
 import (
+	"context"
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"regexp"
@@ -21,13 +23,15 @@ func ebgpLab(t *testing.T) *lab {
 	}})
 }
 
-// v4Peer and v6Peer are the speaker's sessions in ebgpLab.
+// v4Peer and v6Peer are the speaker's sessions in ebgpLab. (The speaker
+// namespace has two addresses of each family: the kernel would pick the
+// newest IPv6 one.)
 func v4Peer() Peer {
-	return Peer{Name: "rtr-v4", Address: routerV4, MyASN: nodeASN, PeerASN: routerASN}
+	return Peer{Name: "rtr-v4", Address: routerV4, SourceAddress: nodeV4, MyASN: nodeASN, PeerASN: routerASN}
 }
 
 func v6Peer() Peer {
-	return Peer{Name: "rtr-v6", Address: routerV6, MyASN: nodeASN, PeerASN: routerASN}
+	return Peer{Name: "rtr-v6", Address: routerV6, SourceAddress: nodeV6, MyASN: nodeASN, PeerASN: routerASN}
 }
 
 var (
@@ -135,6 +139,225 @@ func TestLabSessionsAndPrefixes(t *testing.T) {
 		}
 		if !strings.Contains(r.logs("bgpd"), "Established") {
 			t.Logf("bgpd log: %s", r.logs("bgpd"))
+		}
+	})
+}
+
+// TestLabAttributes: communities, large communities and local preference
+// (iBGP only) reach the router; a 4-byte ASN; changing an attribute sends
+// an UPDATE, not a reset.
+func TestLabAttributes(t *testing.T) {
+	t.Parallel()
+	const bigASN = 4200000001
+	l := newLab(t, frrConfig{Neighbors: []frrNeighbor{
+		{Addr: nodeV4.String(), RemoteAS: "4200000001"},
+		{Addr: nodeV4b.String(), RemoteAS: "internal"},
+	}})
+	l.speaker(t, "", func(t *testing.T) {
+		a, _ := newAnnouncer(t, Config{RouterID: nodeV4})
+		peers := []Peer{
+			{Name: "ebgp", Address: routerV4, SourceAddress: nodeV4, MyASN: bigASN, PeerASN: routerASN},
+			{Name: "ibgp", Address: routerV4b, SourceAddress: nodeV4b, MyASN: routerASN, PeerASN: routerASN},
+		}
+		pref := uint32(250)
+		path := Path{Prefix: svc4, NextHop: nodeV4b, LocalPref: &pref,
+			Communities:      []uint32{64512<<16 | 100, 65535<<16 | 65281}, // 64512:100 and no-export
+			LargeCommunities: []LargeCommunity{{bigASN, 1, 2}},
+			Peers:            []string{"ebgp", "ibgp"}}
+		v6 := Path{Prefix: svc6, NextHop: nodeV6, Communities: []uint32{64512<<16 | 200}, Peers: []string{"ibgp"}}
+		setDesired(t, a, peers, []Path{path, v6})
+		waitState(t, a, "ebgp", "Established", 30*time.Second)
+		waitState(t, a, "ibgp", "Established", 30*time.Second)
+
+		r := l.FRR
+		byPeer := func(pfx netip.Prefix) map[string]int {
+			m := map[string]int{}
+			for i, p := range r.prefix(t, pfx.String()).Paths {
+				m[p.Peer.PeerID] = i
+			}
+			return m
+		}
+		waitFor(t, 10*time.Second, "both paths at the router", func() bool { return len(byPeer(svc4)) == 2 })
+		info := r.prefix(t, svc4.String())
+		for _, p := range info.Paths {
+			if p.Community == nil || p.Community.String != "64512:100 no-export" {
+				t.Errorf("path from %s: communities %+v, want 64512:100 no-export", p.Peer.PeerID, p.Community)
+			}
+			if p.LargeCommunity == nil || p.LargeCommunity.String != "4200000001:1:2" {
+				t.Errorf("path from %s: large communities %+v, want 4200000001:1:2", p.Peer.PeerID, p.LargeCommunity)
+			}
+			if p.Origin != "IGP" {
+				t.Errorf("path from %s: origin %q", p.Peer.PeerID, p.Origin)
+			}
+			switch p.Peer.PeerID {
+			case nodeV4b.String(): // iBGP: local preference, empty AS path, next hop as given
+				if p.LocPrf == nil || *p.LocPrf != 250 {
+					t.Errorf("iBGP path: local preference %v, want 250", p.LocPrf)
+				}
+				if p.ASPath.String != "Local" { // FRR's word for an empty AS path
+					t.Errorf("iBGP path: AS path %q, want empty (Local)", p.ASPath.String)
+				}
+			case nodeV4.String(): // eBGP: our 4-byte AS, no local preference on the wire
+				if p.ASPath.String != "4200000001" {
+					t.Errorf("eBGP path: AS path %q, want 4200000001", p.ASPath.String)
+				}
+				if p.LocPrf != nil && *p.LocPrf == 250 {
+					t.Errorf("eBGP path carries our local preference")
+				}
+			}
+			if len(p.NextHops) == 0 || p.NextHops[0].IP != nodeV4b.String() {
+				t.Errorf("path from %s: next hops %+v, want %s", p.Peer.PeerID, p.NextHops, nodeV4b)
+			}
+		}
+		waitFor(t, 10*time.Second, "the IPv6 path over the iBGP IPv4 session", func() bool { return len(byPeer(svc6)) == 1 })
+		if p := r.prefix(t, svc6.String()).Paths[0]; p.Community == nil || p.Community.String != "64512:200" || p.LocPrf == nil || *p.LocPrf != 100 {
+			t.Errorf("IPv6 path: %+v, want community 64512:200 and the default local preference 100", p)
+		}
+
+		// A new community and local preference: an UPDATE, no reset.
+		before := r.neighbors(t)
+		pref = 300
+		path.Communities = []uint32{64512<<16 | 101}
+		path.LargeCommunities = nil
+		setDesired(t, a, peers, []Path{path, v6})
+		waitFor(t, 10*time.Second, "the new attributes at the router", func() bool {
+			for _, p := range r.prefix(t, svc4.String()).Paths {
+				if p.Community == nil || p.Community.String != "64512:101" || p.LargeCommunity != nil {
+					return false
+				}
+				if p.Peer.PeerID == nodeV4b.String() && (p.LocPrf == nil || *p.LocPrf != 300) {
+					return false
+				}
+			}
+			return true
+		})
+		after := r.neighbors(t)
+		for _, addr := range []string{nodeV4.String(), nodeV4b.String()} {
+			if after[addr].ConnectionsEstablished != before[addr].ConnectionsEstablished {
+				t.Errorf("session with %s was reset: %+v -> %+v", addr, before[addr], after[addr])
+			}
+		}
+	})
+}
+
+// TestLabPerPeerPaths: each path goes only to the peers it names, and
+// moving a path between peers touches nothing else.
+func TestLabPerPeerPaths(t *testing.T) {
+	t.Parallel()
+	l := ebgpLab(t)
+	l.speaker(t, "", func(t *testing.T) {
+		a, _ := newAnnouncer(t, Config{RouterID: nodeV4})
+		peers := []Peer{v4Peer(), v6Peer()}
+		only4 := Path{Prefix: svc4, NextHop: nodeV4, Peers: []string{"rtr-v4"}}
+		only6 := Path{Prefix: svc4b, NextHop: nodeV4, Peers: []string{"rtr-v6"}}
+		both := Path{Prefix: svc6, NextHop: nodeV6, Peers: []string{"rtr-v6", "rtr-v4"}}
+		setDesired(t, a, peers, []Path{only4, only6, both})
+		r := l.FRR
+		from := func(pfx netip.Prefix) []string {
+			var ids []string
+			for _, p := range r.routes(t, pfx.String()) {
+				ids = append(ids, p.PeerID)
+			}
+			slices.Sort(ids)
+			return ids
+		}
+		check := func(want map[netip.Prefix][]string) {
+			t.Helper()
+			for pfx, ids := range want {
+				slices.Sort(ids)
+				waitFor(t, 30*time.Second, pfx.String()+" from "+strings.Join(ids, ", "), func() bool {
+					return slices.Equal(from(pfx), ids)
+				})
+			}
+		}
+		check(map[netip.Prefix][]string{
+			svc4:  {nodeV4.String()},
+			svc4b: {nodeV6.String()},
+			svc6:  {nodeV6.String(), nodeV4.String()},
+		})
+		before := r.neighbors(t)
+		only4.Peers = []string{"rtr-v6"}
+		both.Peers = []string{"rtr-v6"}
+		setDesired(t, a, peers, []Path{only4, only6, both})
+		check(map[netip.Prefix][]string{
+			svc4:  {nodeV6.String()},
+			svc4b: {nodeV6.String()},
+			svc6:  {nodeV6.String()},
+		})
+		after := r.neighbors(t)
+		for _, addr := range []string{nodeV4.String(), nodeV6.String()} {
+			if after[addr].ConnectionsEstablished != before[addr].ConnectionsEstablished {
+				t.Errorf("session with %s was reset: %+v -> %+v", addr, before[addr], after[addr])
+			}
+		}
+		if s := session(t, a, "rtr-v4"); s.PrefixesAdvertised != 0 {
+			t.Errorf("rtr-v4 advertises %d prefixes, want 0", s.PrefixesAdvertised)
+		}
+	})
+}
+
+// TestLabErrorsInWords: the usual mistakes show in LastError in words, and
+// no password appears anywhere.
+func TestLabErrorsInWords(t *testing.T) {
+	t.Parallel()
+	const right, wrong = "Sw0rdf1sh-right", "Sw0rdf1sh-wrong"
+	l := newLab(t, frrConfig{Neighbors: []frrNeighbor{
+		{Addr: nodeV4.String(), RemoteAS: "64512"},
+		{Addr: nodeV4b.String(), RemoteAS: "64512", Password: right},
+		{Addr: nodeV6.String(), RemoteAS: "64512"},
+		{Addr: nodeV6b.String(), RemoteAS: "64512", Password: right},
+	}})
+	l.speaker(t, "", func(t *testing.T) {
+		a, logs := newAnnouncer(t, Config{RouterID: nodeV4})
+		peers := []Peer{
+			// The router expects AS 64512 from this address.
+			{Name: "bad-my-asn", Address: routerV4, SourceAddress: nodeV4, MyASN: 64999, PeerASN: routerASN},
+			// The router's password for this address is another.
+			{Name: "bad-password", Address: routerV4b, SourceAddress: nodeV4b, MyASN: nodeASN, PeerASN: routerASN, Password: wrong},
+			// The router is AS 64500, not 64501.
+			{Name: "bad-peer-asn", Address: routerV6, SourceAddress: nodeV6, MyASN: nodeASN, PeerASN: 64501},
+			// The same, with a (right) password: the diagnostic OPEN that
+			// finds out why needs it too.
+			{Name: "bad-my-asn-md5", Address: routerV6b, SourceAddress: nodeV6b, MyASN: 64999, PeerASN: routerASN, Password: right},
+			// Nothing listens there.
+			{Name: "refused", Address: routerV4c, Port: 1790, MyASN: nodeASN, PeerASN: routerASN},
+		}
+		paths := []Path{{Prefix: svc4, NextHop: nodeV4, Peers: []string{"bad-my-asn", "bad-my-asn-md5", "bad-password", "bad-peer-asn", "refused"}}}
+		setDesired(t, a, peers, paths)
+		want := map[string]string{
+			"bad-my-asn":     "peer sent NOTIFICATION: bad peer AS",
+			"bad-my-asn-md5": "peer sent NOTIFICATION: bad peer AS",
+			"bad-password":   "no answer to OPEN: check the password",
+			"bad-peer-asn":   "sent NOTIFICATION: bad peer AS",
+			"refused":        "connection refused",
+		}
+		for name, words := range want {
+			waitFor(t, 60*time.Second, name+"'s LastError to say "+words, func() bool {
+				s := session(t, a, name)
+				return strings.HasPrefix(s.LastError, words) && s.State != "Established"
+			})
+		}
+		for _, s := range a.Sessions() {
+			t.Logf("%s: %s: %s", s.Peer, s.State, s.LastError)
+			if strings.Contains(strings.ToLower(fmt.Sprintf("%+v %#v %v", s, s, s)), "sw0rdf1sh") {
+				t.Errorf("status carries a password: %+v", s)
+			}
+		}
+		// A broken copy of the peer is refused without a word of its password.
+		broken := slices.Clone(peers)
+		i := slices.IndexFunc(broken, func(p Peer) bool { return p.Name == "bad-password" })
+		broken[i].Address = netip.Addr{}
+		err := a.SetDesired(context.Background(), broken, paths)
+		if err == nil || !strings.Contains(err.Error(), `"bad-password"`) {
+			t.Errorf("SetDesired with an invalid peer: %v", err)
+		}
+		for _, text := range []string{fmt.Sprint(err), fmt.Sprintf("%v %+v %#v %s", peers, peers, peers, peers), logs.String()} {
+			if strings.Contains(strings.ToLower(text), "sw0rdf1sh") {
+				t.Errorf("a password leaked: %s", text)
+			}
+		}
+		if s := session(t, a, "bad-password"); s.ConfigError == "" || s.Address != routerV4b {
+			t.Errorf("bad-password after an invalid update: %+v; want the running peer kept, with a ConfigError", s)
 		}
 	})
 }

@@ -35,10 +35,13 @@ import (
 var (
 	routerV4  = netip.MustParseAddr("198.51.100.1")
 	routerV4b = netip.MustParseAddr("198.51.100.11") // a second router address, for a second IPv4 session
+	routerV4c = netip.MustParseAddr("198.51.100.12") // a third one, where nothing listens
 	routerV6  = netip.MustParseAddr("2001:db8::1")
+	routerV6b = netip.MustParseAddr("2001:db8::11")
 	nodeV4    = netip.MustParseAddr("198.51.100.2")
 	nodeV4b   = netip.MustParseAddr("198.51.100.3")
 	nodeV6    = netip.MustParseAddr("2001:db8::2")
+	nodeV6b   = netip.MustParseAddr("2001:db8::3")
 )
 
 const (
@@ -71,8 +74,8 @@ func newLab(t *testing.T, conf frrConfig) *lab {
 	speaker, router := netnstest.New(t, "bgpspk"), netnstest.New(t, "bgprtr")
 	netnstest.Veth(t, speaker, "eth0", router, "eth0")
 	for ns, addrs := range map[*netnstest.NS][]netip.Addr{
-		speaker: {nodeV4, nodeV4b, nodeV6},
-		router:  {routerV4, routerV4b, routerV6},
+		speaker: {nodeV4, nodeV4b, nodeV6, nodeV6b},
+		router:  {routerV4, routerV4b, routerV4c, routerV6, routerV6b},
 	} {
 		for _, a := range addrs {
 			if a.Is4() {
@@ -209,7 +212,7 @@ func newAnnouncer(t *testing.T, cfg Config) (*Announcer, *syncBuffer) {
 	t.Helper()
 	buf := &syncBuffer{}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(teeWriter{t, buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = slog.New(slog.NewTextHandler(teeWriter{t, buf}, &slog.HandlerOptions{Level: slog.LevelDebug - 4}))
 	}
 	a, err := New(cfg)
 	if err != nil {
