@@ -77,7 +77,7 @@ e2e: setup build
 	go test -json -count=1 $(GO_TEST_FLAGS) ./e2etest/... | $(TEST_SUMMARY)
 
 # Only the lab benchmarks (failover, announcement latency, speaker memory).
-bench-lab: control-plane build
+bench-lab: setup build
 	./hack/bench-lab.sh
 
 FORCE:

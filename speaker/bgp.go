@@ -17,8 +17,10 @@ import (
 	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
 	"github.com/portico-lb/portico/internal/bgp"
 	"github.com/portico-lb/portico/internal/config"
+	"github.com/portico-lb/portico/internal/election"
 	"github.com/portico-lb/portico/speaker/bgpplan"
 	"github.com/portico-lb/portico/speaker/facts"
+	"github.com/portico-lb/portico/speaker/l2plan"
 )
 
 // protocol is one way of making Service IPs reachable from this node. The
@@ -27,7 +29,7 @@ import (
 type protocol interface {
 	// apply plans from the facts and applies the plan. Nothing is
 	// announced while announce is false (not ready, or standing down).
-	apply(f facts.Facts, local nodeAddresses, announce bool)
+	apply(f facts.Facts, v nodeView, announce bool)
 	// announcements returns this node's ServiceAnnouncement entries of the
 	// protocol, per Service.
 	announcements() map[types.NamespacedName]announcement
@@ -38,10 +40,16 @@ type protocol interface {
 	close(ctx context.Context)
 }
 
-// nodeAddresses is what this node knows of its own links.
-type nodeAddresses struct {
+// nodeView is what this node knows of itself and the other speakers.
+type nodeView struct {
 	// addresses are the interface addresses with prefix lengths, by link.
 	addresses map[string][]netip.Prefix
+	// links names every link; interfaces are those L2 may announce on, with
+	// carrier as published (see l2plan.GateCarrier).
+	links      []string
+	interfaces []election.Interface
+	// members are the live memberlist members with their metadata.
+	members []l2plan.Member
 }
 
 // announcement is one Service's entries written by this node.
@@ -74,8 +82,8 @@ func newBGPProtocol(node string, log *slog.Logger, read func(ctx context.Context
 	return &bgpProtocol{node: node, ann: ann, log: log, passwords: newPasswordStore(read, onPassword, log)}, nil
 }
 
-func (b *bgpProtocol) apply(f facts.Facts, local nodeAddresses, announce bool) {
-	plan := bgpplan.Compute(bgpplan.Inputs{Facts: f, LocalAddresses: local.addresses})
+func (b *bgpProtocol) apply(f facts.Facts, v nodeView, announce bool) {
+	plan := bgpplan.Compute(bgpplan.Inputs{Facts: f, LocalAddresses: v.addresses})
 	var peers []bgp.Peer
 	var paths []bgp.Path
 	var waiting []string

@@ -10,7 +10,7 @@ import (
 // A collector that is already registered (a second speaker in one process)
 // is logged and skipped.
 func registerMetrics(reg prometheus.Registerer, s *Speaker) {
-	m := s.ann.Metrics()
+	m := s.l2.ann.Metrics()
 	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "portico", Subsystem: "speaker", Name: name, Help: help},
 			func() float64 { return float64(v.Load()) })

@@ -100,18 +100,23 @@ func (c *Config) defaults() error {
 	return c.Timers.Validate()
 }
 
-// Speaker is one running speaker.
+// Speaker is one running speaker. It owns the memberlist side (readiness,
+// node-name conflicts, the metadata it published, the member view) and runs
+// the protocols on every change; each protocol (l2Protocol, bgpProtocol)
+// owns its own plan and announcer state, the status writer and the peer
+// finder only read through their methods.
 type Speaker struct {
 	cfg  Config
 	log  *slog.Logger
 	mgr  manager.Manager
 	ml   *membership.Membership
-	ann  *layer2.Announcer
 	net  *netWatcher
 	st   *statusWriter
 	peer *peers
-	// bgp is the BGP protocol; it owns its state (see protocol).
-	bgp *bgpProtocol
+	l2   *l2Protocol
+	bgp  *bgpProtocol
+	// protocols are l2 and bgp, in the order they are applied.
+	protocols []protocol
 	// builder turns the cached Portico objects into the configuration
 	// model, re-parsing only pools that changed; used by recompute only.
 	builder config.Builder
@@ -120,22 +125,18 @@ type Speaker struct {
 	// localAddr is memberlist's address, read once: memberlist mutates its
 	// local node on every metadata update.
 	localAddr string
+	rec       events.EventRecorder
+	metaKick  signal
 
 	mu              sync.Mutex
 	ready           bool                      // caches synced, joined, first plan applied
 	standDown       *membership.ConflictError // another speaker owns our node name
 	conflict        *membership.ConflictError // last conflict seen, for status
+	conflictAt      time.Time                 // when conflict was reported
 	published       []byte                    // last meta published
 	publishedIfaces []election.Interface      // the interfaces in published
-	metaKick        signal
-	plan            *l2plan.Plan            // last plan
-	setOwnedErr     error                   // last announcer error
-	localIfaces     []election.Interface    // last local interface view
-	owned           map[netip.Addr][]string // what the announcer was told
-	members         []string                // last member names
-	memberView      []l2plan.Member         // last member view
-	conflictAt      time.Time               // when conflict was reported
-	rec             events.EventRecorder
+	localIfaces     []election.Interface      // last local interface view
+	members         []string                  // last member names
 }
 
 // Run starts a speaker and blocks until ctx ends, then leaves memberlist
@@ -186,7 +187,8 @@ func New(ctx context.Context, cfg Config) (*Speaker, error) {
 	}
 	s.localAddr = s.ml.LocalAddr().String()
 	s.rec = s.mgr.GetEventRecorder("portico.dev/speaker")
-	s.ann = layer2.New(layer2.Config{Announce: cfg.Announce, Logger: s.log.With("component", "layer2")})
+	s.l2 = &l2Protocol{node: cfg.NodeName, netns: cfg.NetNS, log: s.log.With("component", "layer2"),
+		ann: layer2.New(layer2.Config{Announce: cfg.Announce, Logger: s.log.With("component", "layer2")})}
 	s.net = &netWatcher{netns: cfg.NetNS, onMove: s.trigger, log: s.log.With("component", "netlink")}
 	s.st = newStatusWriter(s)
 	s.peer = newPeers(s)
@@ -194,6 +196,7 @@ func New(ctx context.Context, cfg Config) (*Speaker, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.protocols = []protocol{s.l2, s.bgp}
 	if cfg.Registry != nil {
 		registerMetrics(cfg.Registry, s)
 	}
@@ -286,7 +289,7 @@ func (s *Speaker) advertiseAddr(ctx context.Context) (string, error) {
 func (s *Speaker) Membership() *membership.Membership { return s.ml }
 
 // Announcer returns the speaker's announcer.
-func (s *Speaker) Announcer() *layer2.Announcer { return s.ann }
+func (s *Speaker) Announcer() *layer2.Announcer { return s.l2.ann }
 
 // Run runs the speaker until ctx ends.
 func (s *Speaker) Run(ctx context.Context) error {
@@ -386,9 +389,7 @@ func (s *Speaker) shutdown() {
 	if err := s.ml.Leave(time.Second); err != nil {
 		s.log.Warn("leaving memberlist", "error", err)
 	}
-	if err := s.ann.Close(); err != nil {
-		s.log.Warn("closing the announcer", "error", err)
-	}
+	s.l2.close(context.Background())
 	if err := s.ml.Shutdown(); err != nil {
 		s.log.Warn("memberlist shutdown", "error", err)
 	}
@@ -418,32 +419,24 @@ func (s *Speaker) recompute() {
 		return
 	}
 	f := facts.Gather(objs)
-	in, fresh, st := s.l2Inputs(f)
-	plan := l2plan.Compute(in)
+	view, fresh := s.nodeView(f)
 
 	s.mu.Lock()
 	ready, standDown := s.ready, s.standDown
 	s.localIfaces = fresh
 	s.mu.Unlock()
-
-	owned := plan.Owned
-	if !ready || standDown != nil {
-		owned = map[netip.Addr][]string{}
+	// Nothing is announced before ready (caches synced, joined) or while
+	// another speaker owns this node's name.
+	announce := ready && standDown == nil
+	for _, p := range s.protocols {
+		p.apply(f, view, announce)
 	}
-	var setErr error
-	if ready {
-		setErr = s.cfg.NetNS(func() error { return s.ann.SetOwned(owned) })
-		if setErr != nil {
-			s.log.Warn("announcer", "error", setErr)
-		}
-	}
-	s.bgp.apply(f, nodeAddresses{addresses: st.prefixes}, ready && standDown == nil)
-	names := make([]string, 0, len(in.Members))
-	for _, m := range in.Members {
+	names := make([]string, 0, len(view.members))
+	for _, m := range view.members {
 		names = append(names, m.Name)
 	}
 	s.mu.Lock()
-	s.plan, s.owned, s.setOwnedErr, s.members, s.memberView = &plan, owned, setErr, names, in.Members
+	s.members = names
 	s.mu.Unlock()
 	s.metaKick.fire()
 	s.st.trigger()
@@ -479,11 +472,9 @@ func (s *Speaker) publishOnce() {
 	s.trigger()
 }
 
-// l2Inputs adds to the facts what only layer 2 needs: this node's links
-// and the memberlist view. It also returns this node's fresh interface view
-// and link state.
-func (s *Speaker) l2Inputs(f facts.Facts) (l2plan.Inputs, []election.Interface, linkState) {
-	in := l2plan.Inputs{Facts: f}
+// nodeView reads this node's links and addresses and the memberlist view.
+// It also returns this node's fresh interface view (before the carrier gate).
+func (s *Speaker) nodeView(f facts.Facts) (nodeView, []election.Interface) {
 	var named []string
 	for _, ad := range f.Config.Advertisements() {
 		named = append(named, ad.Interfaces...)
@@ -494,7 +485,7 @@ func (s *Speaker) l2Inputs(f facts.Facts) (l2plan.Inputs, []election.Interface, 
 	ready, published := s.ready, s.publishedIfaces
 	s.mu.Unlock()
 	ifs := l2plan.GateCarrier(fresh, published)
-	in.LocalInterfaces, in.LocalLinks = ifs, st.names
+	v := nodeView{addresses: st.prefixes, links: st.names, interfaces: ifs}
 	for _, m := range s.ml.Members() {
 		meta, err := l2plan.DecodeMeta(m.Meta)
 		if err != nil {
@@ -503,9 +494,9 @@ func (s *Speaker) l2Inputs(f facts.Facts) (l2plan.Inputs, []election.Interface, 
 		if m.Name == s.cfg.NodeName {
 			meta = l2plan.Meta{Ready: ready, Interfaces: ifs}
 		}
-		in.Members = append(in.Members, l2plan.Member{Name: m.Name, Meta: meta})
+		v.members = append(v.members, l2plan.Member{Name: m.Name, Meta: meta})
 	}
-	return in, fresh, st
+	return v, fresh
 }
 
 // lastError summarises what this speaker cannot fix by itself.
@@ -518,29 +509,17 @@ func (s *Speaker) lastError() string {
 	} else if s.conflict != nil {
 		parts = append(parts, s.conflict.Error())
 	}
-	if s.plan != nil && len(s.plan.Problems) > 0 {
-		parts = append(parts, l2plan.ProblemsText(s.plan.Problems))
+	for _, p := range s.protocols {
+		parts = append(parts, p.problems()...)
 	}
-	if s.setOwnedErr != nil {
-		parts = append(parts, strings.ReplaceAll(s.setOwnedErr.Error(), "\n", "; "))
-	}
-	parts = append(parts, s.bgp.problems()...)
 	if _, err := s.net.current(); err != nil {
 		parts = append(parts, "reading links: "+err.Error())
 	}
 	return strings.Join(parts, "; ")
 }
 
-// Owned returns what the announcer was last told to announce.
-func (s *Speaker) Owned() map[netip.Addr][]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[netip.Addr][]string, len(s.owned))
-	for ip, ifs := range s.owned {
-		out[ip] = slices.Clone(ifs)
-	}
-	return out
-}
+// Owned returns what the L2 announcer was last told to announce.
+func (s *Speaker) Owned() map[netip.Addr][]string { return s.l2.ownedCopy() }
 
 // signal is a coalescing wake-up: any number of fire calls before the
 // waiter runs wake it once.

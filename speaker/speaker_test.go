@@ -331,7 +331,7 @@ func TestL2FailoverInNamespaces(t *testing.T) {
 	poolAndAd(t, "typo", "198.51.100.0/28", "eth9")
 	waitFor(t, "the missing interface in the SpeakerStatus", func() (bool, string) {
 		st := speakerStatus(back)
-		return strings.Contains(st.LastError, `L2Advertisement typo: spec.interfaces: interface "eth9" does not exist on node `+back), st.LastError
+		return strings.Contains(st.LastError, `L2Advertisement "typo": spec.interfaces: interface "eth9" does not exist on node `+back), st.LastError
 	})
 	waitFor(t, "an event on the L2Advertisement", func() (bool, string) {
 		return hasEvent(t, "default", "typo", `interface "eth9" does not exist`)

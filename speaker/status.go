@@ -78,7 +78,8 @@ func (w *statusWriter) run(ctx context.Context) {
 func (w *statusWriter) pass(ctx context.Context) {
 	s := w.s
 	s.mu.Lock()
-	plan, ready, standDown, members := s.plan, s.ready, s.standDown, s.members
+	plan := s.l2.lastPlan()
+	ready, standDown, members := s.ready, s.standDown, s.members
 	if s.conflict != nil && time.Since(s.conflictAt) > conflictMemory {
 		s.conflict = nil
 	}
@@ -92,7 +93,7 @@ func (w *statusWriter) pass(ctx context.Context) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.writeNode(ctx, plan, members, ifaces)
-	w.writeAnnouncements(ctx, plan)
+	w.writeAnnouncements(ctx)
 	w.eventProblems(plan.Problems)
 	w.first = false
 }
@@ -154,21 +155,9 @@ func normNode(st porticov1.SpeakerStatusStatus) porticov1.SpeakerStatusStatus {
 // writeAnnouncements applies this node's entries for every Service whose
 // entries changed, including Services it no longer writes for (applying an
 // empty list releases its entries).
-func (w *statusWriter) writeAnnouncements(ctx context.Context, plan *l2plan.Plan) {
+func (w *statusWriter) writeAnnouncements(ctx context.Context) {
 	s := w.s
-	s.mu.Lock()
-	members := slices.Clone(s.memberView)
-	s.mu.Unlock()
-	deputy := l2plan.Deputy(members) == s.cfg.NodeName
-	want := map[types.NamespacedName]announcement{}
-	for key, l2 := range plan.Announcements(s.cfg.NodeName, deputy) {
-		want[key] = announcement{l2: l2}
-	}
-	for key, a := range s.bgp.announcements() {
-		e := want[key]
-		e.bgp = a.bgp
-		want[key] = e
-	}
+	want := mergeAnnouncements(s.l2.announcements(), s.bgp.announcements())
 	keys := slices.Collect(maps.Keys(want))
 	for k := range w.applied {
 		if _, ok := want[k]; !ok {
@@ -200,7 +189,7 @@ func (w *statusWriter) writeAnnouncements(ctx context.Context, plan *l2plan.Plan
 			w.applied[key] = entries
 		}
 	}
-	if deputy {
+	if s.l2.isDeputy() {
 		w.deleteOrphans(ctx)
 	}
 }

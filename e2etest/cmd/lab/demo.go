@@ -68,6 +68,35 @@ spec:
   ipAddressPools: [demo]
 `
 
+// demoBGPConfig peers every node with the lab's FRR router and announces a
+// second pool over BGP.
+var demoBGPConfig = fmt.Sprintf(`apiVersion: portico.dev/v1alpha1
+kind: IPAddressPool
+metadata:
+  name: demo-bgp
+spec:
+  addresses: ["%s", "%s"]
+  autoAssign: false
+---
+apiVersion: portico.dev/v1alpha1
+kind: BGPPeer
+metadata:
+  name: tor
+spec:
+  myASN: %d
+  peerASN: %d
+  peerAddress: 198.51.100.1
+  holdTime: 9s
+---
+apiVersion: portico.dev/v1alpha1
+kind: BGPAdvertisement
+metadata:
+  name: demo-bgp
+spec:
+  ipAddressPools: [demo-bgp]
+  communities: ["64500:100"]
+`, lab.BGPPoolV4, lab.BGPPoolV6, lab.NodeASN, lab.RouterASN)
+
 func demo(name string, nodes int) (err error) {
 	d := &demoRun{step: "start the lab"}
 	step("start the lab: API server, controller and a speaker in each of the node namespaces")
@@ -108,7 +137,96 @@ func demo(name string, nodes int) (err error) {
 	if err := d.kubectl("", "describe", "service", "web"); err != nil {
 		return d.fail(err)
 	}
-	return d.failover(ctx, ip, first)
+	bgpIP, err := d.bgp(ctx)
+	if err != nil {
+		return d.fail(err)
+	}
+	if err := d.failover(ctx, ip, first); err != nil {
+		return err
+	}
+	return d.bgpAfterFailover(ctx, bgpIP, first)
+}
+
+// inRouter runs vtysh at the lab's router, printing the command and output.
+func (d *demoRun) inRouter(cmd string) error {
+	r := d.l.Router
+	fmt.Printf("    $ vtysh -c '%s'   (in %s)\n", cmd, r.NS)
+	return d.show("", "ip", "netns", "exec", r.NS, "vtysh", "--vty_socket", r.Dir, "-c", cmd)
+}
+
+// bgp peers the nodes with the router, gives a Service an IP from the BGP
+// pool and shows the route at the router, with one next hop per node, and
+// the external client behind the router reaching it.
+func (d *demoRun) bgp(ctx context.Context) (netip.Addr, error) {
+	d.begin("peer every node with the lab's FRR router (AS 64500) and announce a pool over BGP")
+	if err := d.kubectl(demoBGPConfig, "apply", "-f", "-"); err != nil {
+		return netip.Addr{}, err
+	}
+	d.begin("create a LoadBalancer Service with an IP from the BGP pool")
+	if _, err := d.l.CreateService(ctx, "web-bgp", lab.ServiceOpts{Annotations: map[string]string{"portico.dev/address-pool": "demo-bgp"}}); err != nil {
+		return netip.Addr{}, err
+	}
+	ip, err := d.l.WaitIngress(ctx, "web-bgp")
+	if err != nil {
+		return ip, err
+	}
+	d.begin(fmt.Sprintf("the router learns %s from every node (ECMP)", ip))
+	prefix := netip.PrefixFrom(ip, ip.BitLen())
+	for {
+		fib, err := d.l.Router.FIB(prefix)
+		if err == nil && fib != nil && len(fib.NextHops) == len(d.l.Nodes) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ip, fmt.Errorf("the router has no route with %d next hops for %s (last error: %v)", len(d.l.Nodes), prefix, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err := d.inRouter("show bgp summary"); err != nil {
+		return ip, err
+	}
+	if err := d.inRouter("show ip route " + prefix.String()); err != nil {
+		return ip, err
+	}
+	d.begin("the external client (" + d.l.ExtNS + ", behind the router) reaches " + ip.String())
+	seen := map[string]bool{}
+	for i := 0; i < 12 && len(seen) < 2; i++ {
+		body, err := d.l.ExtHTTPGet(ctx, ip, 2*time.Second)
+		if err != nil {
+			return ip, err
+		}
+		seen[body] = true
+	}
+	fmt.Printf("    12 requests from %s reached %d nodes through the router\n", d.l.ExtNS, len(seen))
+	return ip, d.kubectl("", "get", "serviceannouncements", "web-bgp")
+}
+
+// bgpAfterFailover shows the dead node's next hop gone from the router and
+// the external client still served.
+func (d *demoRun) bgpAfterFailover(ctx context.Context, ip netip.Addr, dead *lab.Node) error {
+	d.begin(fmt.Sprintf("the router dropped %s's next hop for %s; the external client is still served", dead.Name, ip))
+	prefix := netip.PrefixFrom(ip, ip.BitLen())
+	for {
+		fib, err := d.l.Router.FIB(prefix)
+		if err == nil && fib != nil && len(fib.NextHops) == len(d.l.Nodes)-1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return d.fail(fmt.Errorf("the router still routes %s to %s", prefix, dead.Name))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err := d.inRouter("show ip route " + prefix.String()); err != nil {
+		return d.fail(err)
+	}
+	body, err := d.l.ExtHTTPGet(ctx, ip, 2*time.Second)
+	if err != nil {
+		return d.fail(err)
+	}
+	fmt.Printf("    %s answered the external client\n", body)
+	return nil
 }
 
 // reach shows that the client reaches ip: the ARP reply's MAC and the HTTP
