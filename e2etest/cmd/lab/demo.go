@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
 	"github.com/portico-lb/portico/e2etest/lab"
 )
 
@@ -199,7 +202,20 @@ func (d *demoRun) bgp(ctx context.Context) (netip.Addr, error) {
 		seen[body] = true
 	}
 	fmt.Printf("    12 requests from %s reached %d nodes through the router\n", d.l.ExtNS, len(seen))
-	return ip, d.kubectl("", "get", "serviceannouncements", "web-bgp")
+	d.begin("each node records its route in the Service's ServiceAnnouncement")
+	for {
+		var sa porticov1.ServiceAnnouncement
+		err := d.l.Client.Get(ctx, client.ObjectKey{Namespace: lab.Namespace, Name: "web-bgp"}, &sa)
+		if err == nil && len(sa.Status.BGP) == len(d.l.Nodes) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ip, fmt.Errorf("the ServiceAnnouncement of web-bgp does not list %d nodes: %+v", len(d.l.Nodes), sa.Status.BGP)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return ip, d.kubectl("", "get", "serviceannouncements", "web-bgp", "-o", "jsonpath={range .status.bgp[*]}{.ip}{\" from \"}{.node}{\" to \"}{.peers}{\"\\n\"}{end}")
 }
 
 // bgpAfterFailover shows the dead node's next hop gone from the router and
