@@ -75,8 +75,8 @@ func query[T any](r *Router, cmd string, parse func([]byte) (T, error)) (T, erro
 //	r.VTY("configure terminal", "router bgp 64500", "neighbor 198.51.100.11 password secret")
 //
 // (Neighbor does exactly this for one neighbour). Changes last until the lab
-// is torn down: tests undo theirs. "write" and "copy" are refused: vtysh
-// would write the system's FRR configuration.
+// is torn down: tests undo theirs. "write" and "copy" are refused: the
+// router starts from the lab's configs every time and saves nothing.
 func (r *Router) VTY(cmds ...string) (string, error) {
 	args := make([]string, 0, 2*len(cmds))
 	for _, c := range cmds {
