@@ -35,30 +35,37 @@ func TestRouterReachesNodes(t *testing.T) {
 	}
 }
 
-// TestRouterNeighbours: FRR has a neighbour for each node address (the
-// speakers do not peer, so none is Established), the BFD profile exists, and a
-// test can attach BFD and a password to one neighbour and take them off.
+// TestRouterNeighbours: FRR has a neighbour for each node address (no BGPPeer
+// exists outside the BGP tests, so none is Established once their sessions
+// have closed), the BFD profile exists, and a test can attach BFD and a
+// password to one neighbour and take them off.
 func TestRouterNeighbours(t *testing.T) {
 	r := theLab.Router
-	nbrs, err := r.Neighbors()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(nbrs) != 2*len(theLab.Nodes) {
-		t.Errorf("%d neighbours, want %d (an IPv4 and an IPv6 one per node): %v", len(nbrs), 2*len(theLab.Nodes), nbrs)
-	}
-	for _, n := range theLab.Nodes {
-		for _, ip := range []string{n.IPv4, n.IPv6} {
-			nb := nbrs[mustAddr(ip)]
-			switch {
-			case nb == nil:
-				t.Errorf("no neighbour %s (%s)", ip, n.Name)
-			case nb.State == "Established" || nb.State == "":
-				t.Errorf("neighbour %s is %q, want a state short of Established: no speaker peers", ip, nb.State)
-			case nb.Uptime != 0 || nb.Password || nb.BFDStatus != "":
-				t.Errorf("neighbour %s: %+v", ip, nb)
+	err := eventually(10*time.Second, func() error {
+		nbrs, err := r.Neighbors()
+		if err != nil {
+			return err
+		}
+		if len(nbrs) != 2*len(theLab.Nodes) {
+			return fmt.Errorf("%d neighbours, want %d (an IPv4 and an IPv6 one per node): %v", len(nbrs), 2*len(theLab.Nodes), nbrs)
+		}
+		for _, n := range theLab.Nodes {
+			for _, ip := range []string{n.IPv4, n.IPv6} {
+				nb := nbrs[mustAddr(ip)]
+				switch {
+				case nb == nil:
+					return fmt.Errorf("no neighbour %s (%s)", ip, n.Name)
+				case nb.State == "Established" || nb.State == "":
+					return fmt.Errorf("neighbour %s is %q, want a state short of Established: no speaker peers", ip, nb.State)
+				case nb.Uptime != 0 || nb.Password || nb.BFDStatus != "":
+					return fmt.Errorf("neighbour %s: %+v", ip, nb)
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
 
 	profiles, err := r.BFDProfiles()
@@ -69,8 +76,14 @@ func TestRouterNeighbours(t *testing.T) {
 	if profiles[lab.BFDProfile] != want {
 		t.Errorf("BFD profiles %+v, want %q: %+v", profiles, lab.BFDProfile, want)
 	}
-	if peers, err := r.BFDPeers(); err != nil || len(peers) != 0 {
-		t.Errorf("BFD sessions before any test attached the profile: %+v, %v", peers, err)
+	noBFD := func(ps []lab.BFDPeer) error {
+		if len(ps) != 0 {
+			return fmt.Errorf("BFD sessions with no profile attached: %+v", ps)
+		}
+		return nil
+	}
+	if _, err := waitBFDPeers(r, noBFD); err != nil {
+		t.Error(err)
 	}
 
 	n := theLab.Nodes[0]
@@ -95,7 +108,7 @@ func TestRouterNeighbours(t *testing.T) {
 		peer[0].DetectMultiplier != lab.BFDMultiplier || peer[0].Status == "up" {
 		t.Errorf("BFD session with %s: %+v (want the profile's timers, not up: the node runs no BFD)", n.IPv4, peer[0])
 	}
-	nbrs, err = r.Neighbors()
+	nbrs, err := r.Neighbors()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,30 +119,36 @@ func TestRouterNeighbours(t *testing.T) {
 	if err := r.Neighbor(n.IPv4, "no bfd", "no password"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := waitBFDPeers(r, func(ps []lab.BFDPeer) error {
-		if len(ps) != 0 {
-			return fmt.Errorf("BFD sessions after removing BFD: %+v", ps)
-		}
-		return nil
-	}); err != nil {
-		t.Error(err)
+	if _, err := waitBFDPeers(r, noBFD); err != nil {
+		t.Errorf("after taking BFD off %s: %v", n.IPv4, err)
 	}
 	if _, err := r.VTY("write memory"); err == nil {
 		t.Error("VTY let a test save the router's configuration")
 	}
 }
 
-// waitBFDPeers polls bfdd's sessions until ok accepts them (3 s at most).
-func waitBFDPeers(r *lab.Router, ok func([]lab.BFDPeer) error) ([]lab.BFDPeer, error) {
-	deadline := time.Now().Add(3 * time.Second)
+// eventually calls f until it returns nil or timeout has passed, and returns
+// its last error.
+func eventually(timeout time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
 	for {
-		ps, err := r.BFDPeers()
-		if err == nil {
-			err = ok(ps)
-		}
+		err := f()
 		if err == nil || time.Now().After(deadline) {
-			return ps, err
+			return err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// waitBFDPeers polls bfdd's sessions until ok accepts them (3 s at most).
+func waitBFDPeers(r *lab.Router, ok func([]lab.BFDPeer) error) ([]lab.BFDPeer, error) {
+	var ps []lab.BFDPeer
+	err := eventually(3*time.Second, func() error {
+		var err error
+		if ps, err = r.BFDPeers(); err != nil {
+			return err
+		}
+		return ok(ps)
+	})
+	return ps, err
 }
