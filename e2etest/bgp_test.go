@@ -497,3 +497,78 @@ func TestBGPBadInputs(t *testing.T) {
 	waitNextHops(t, ctx, hostPrefix(ip), nodeAddrs(ip))
 	extReaches(t, ctx, ip)
 }
+
+// gobgp adapts its detection time to the router's transmit interval (RFC
+// 5880 6.8.4) but not its own transmit interval to the router's required
+// receive interval: it always sends at the profile's transmitInterval. This
+// test shows what that means against FRR's bfdd with unequal timers: the
+// session holds steady either way, and with the router asking for packets
+// every 300 ms the node still sends every 100 ms (three times what the
+// router asked for; the router's detection time is the node's multiplier x
+// its own 300 ms). docs/bgp.md tells users what to set on the router.
+func TestBGPBFDUnequalTimers(t *testing.T) {
+	ctx := testCtx(t, 3*time.Minute)
+	n := theLab.Nodes[0]
+	if _, err := theLab.Router.VTY("configure terminal", "bfd", "profile slow", "receive-interval 300", "transmit-interval 300", "detect-multiplier 3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := theLab.Router.Neighbor(n.IPv4, "bfd profile slow"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = theLab.Router.Neighbor(n.IPv4, "no bfd") })
+	rx, tx, mult := int32(100), int32(100), int32(3)
+	create(t, ctx, &porticov1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Name: "bgp-bfd-fast"}, Spec: porticov1.BFDProfileSpec{
+		ReceiveInterval: &rx, TransmitInterval: &tx, DetectMultiplier: &mult}})
+	peer := bgpPeer("tor-bfd-unequal")
+	peer.Spec.BFDProfile = "bgp-bfd-fast"
+	peer.Spec.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"kubernetes.io/hostname": n.Name}}}
+	bgpSetup(t, ctx, "bgp-bfd-unequal", nil, peer)
+	waitSession(t, ctx, n.Name, "tor-bfd-unequal", func(s porticov1.BGPSessionStatus) bool { return established(s) && s.BFDState == "Up" })
+	addr := netip.MustParseAddr(n.IPv4)
+	// observe returns the session drops and the BFD packets the router
+	// received from the node over a few seconds.
+	observe := func() (drops, packets int) {
+		count := func() (int, int) {
+			nbs, err := theLab.Router.Neighbors()
+			if err != nil || nbs[addr] == nil {
+				t.Fatalf("neighbours: %v", err)
+			}
+			var counters []struct {
+				Peer  string `json:"peer"`
+				Input int    `json:"control-packet-input"`
+			}
+			if err := theLab.Router.Show("show bfd peers counters json", &counters); err != nil {
+				t.Fatal(err)
+			}
+			in := 0
+			for _, c := range counters {
+				if c.Peer == n.IPv4 {
+					in = c.Input
+				}
+			}
+			return nbs[addr].ConnectionsDropped, in
+		}
+		d0, p0 := count()
+		time.Sleep(5 * time.Second)
+		d1, p1 := count()
+		return d1 - d0, p1 - p0
+	}
+	drops, packets := observe()
+	t.Logf("router asks for packets every 300 ms, the node's profile says 100 ms: %d session drops, %d BFD packets from the node in 5 s", drops, packets)
+	if drops != 0 {
+		t.Errorf("the session dropped %d times with the router slower than the profile", drops)
+	}
+	if packets < 30 {
+		// Logged, not failed: a packet rate depends on the machine's load.
+		t.Logf("only %d packets in 5 s: gobgp may now adapt its transmit interval to the router's (every 300 ms would be about 17); check docs/bgp.md", packets)
+	}
+	if _, err := theLab.Router.VTY("configure terminal", "bfd", "profile slow", "receive-interval 100", "transmit-interval 100"); err != nil {
+		t.Fatal(err)
+	}
+	waitSession(t, ctx, n.Name, "tor-bfd-unequal", func(s porticov1.BGPSessionStatus) bool { return established(s) && s.BFDState == "Up" })
+	drops, packets = observe()
+	t.Logf("router at the profile's 100 ms: %d session drops, %d BFD packets in 5 s", drops, packets)
+	if drops != 0 {
+		t.Errorf("with the router at the profile's intervals the session dropped %d times", drops)
+	}
+}
