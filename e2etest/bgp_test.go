@@ -3,6 +3,7 @@ package e2etest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -243,6 +244,45 @@ func TestBGPCommunitiesAndAggregation(t *testing.T) {
 		t.Errorf("a host route was announced beside the /27 aggregate: %+v", fib)
 	}
 	extReaches(t, ctx, ip)
+
+	// A changed community reaches the running sessions as an UPDATE: the
+	// router sees the new value and no session drops.
+	dropped := func() map[netip.Addr]int {
+		nbs, err := theLab.Router.Neighbors()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[netip.Addr]int{}
+		for a, nb := range nbs {
+			out[a] = nb.ConnectionsDropped
+		}
+		return out
+	}
+	before := dropped()
+	var ad porticov1.BGPAdvertisement
+	if err := theLab.Client.Get(ctx, client.ObjectKey{Name: "bgp-attrs"}, &ad); err != nil {
+		t.Fatal(err)
+	}
+	ad.Spec.Communities = []porticov1.CommunityRef{"64500:200"}
+	if err := theLab.Client.Update(ctx, &ad); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		route, err := theLab.Router.Route(aggregate)
+		if err == nil && route != nil && len(route.Paths) == len(theLab.Nodes) && !slices.ContainsFunc(route.Paths, func(p lab.Path) bool {
+			return !slices.Equal(p.Communities, []string{"64500:200"}) || len(p.LargeCommunities) != 0
+		}) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the changed community never reached the router: %+v (%v)", route, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if after := dropped(); !maps.Equal(before, after) {
+		t.Errorf("a community change reset sessions: dropped before %v, after %v", before, after)
+	}
 }
 
 func TestBGPPasswordAndWrongPassword(t *testing.T) {

@@ -90,6 +90,7 @@ type BGPSessionStatus struct {
 // +kubebuilder:printcolumn:name="Memberlist",type=string,JSONPath=`.status.memberlistAddress`
 // +kubebuilder:printcolumn:name="Members",type=string,JSONPath=`.status.members`
 // +kubebuilder:printcolumn:name="L2 IPs",type=integer,JSONPath=`.status.l2IPs`
+// +kubebuilder:printcolumn:name="BGP Sessions",type=string,JSONPath=`.status.bgpSessions[*].state`
 // +kubebuilder:printcolumn:name="Updated",type=date,JSONPath=`.status.updatedAt`
 type SpeakerStatus struct {
 	metav1.TypeMeta   `json:",inline"`
