@@ -338,11 +338,13 @@ func (s *Speaker) start(ctx context.Context) error {
 	meta, ifs := s.encodeMetaLocked(), s.localIfaces
 	s.mu.Unlock()
 	if err := s.ml.SetMeta(meta, time.Second); err != nil {
+		// publish retries; until then the others see this node not ready.
 		s.log.Warn("publishing readiness", "error", err)
+	} else {
+		s.mu.Lock()
+		s.published, s.publishedIfaces = meta, ifs
+		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	s.published, s.publishedIfaces = meta, ifs
-	s.mu.Unlock()
 	s.recompute()
 	s.log.Info("speaker ready", "memberlist", s.localAddr, "members", s.ml.MemberNames())
 	return nil
@@ -464,7 +466,11 @@ func (s *Speaker) publishOnce() {
 		return
 	}
 	if err := s.ml.SetMeta(meta, 500*time.Millisecond); err != nil {
+		// Not published: the carrier gate must not count this state as
+		// known to the others; try again soon.
 		s.log.Debug("publishing interface state", "error", err)
+		time.AfterFunc(200*time.Millisecond, s.metaKick.fire)
+		return
 	}
 	s.mu.Lock()
 	s.published, s.publishedIfaces = meta, ifs

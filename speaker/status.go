@@ -168,11 +168,14 @@ func (w *statusWriter) writeAnnouncements(ctx context.Context) {
 	for _, key := range keys {
 		entries := want[key]
 		prev, known := w.applied[key]
-		if known && sameAnnouncement(prev, entries) {
-			continue
-		}
 		var cur porticov1.ServiceAnnouncement
 		curErr := s.mgr.GetCache().Get(ctx, key, &cur)
+		empty := len(entries.l2) == 0 && len(entries.bgp) == 0
+		// Unchanged entries are not written again, unless the object was
+		// deleted from outside: then they are, so it comes back.
+		if known && sameAnnouncement(prev, entries) && (curErr == nil || empty) {
+			continue
+		}
 		if !known && curErr == nil && hasAll(cur.Status.L2, entries.l2) && hasAllBGP(cur.Status.BGP, entries.bgp) {
 			w.applied[key] = entries // already there, from before a restart
 			continue
@@ -183,14 +186,14 @@ func (w *statusWriter) writeAnnouncements(ctx context.Context) {
 		}
 		w.eventOwnership(key, prev.l2, entries.l2, cur.Status.L2)
 		w.eventBGP(key, prev.bgp, entries.bgp)
-		if len(entries.l2) == 0 && len(entries.bgp) == 0 {
+		if empty {
 			delete(w.applied, key)
 		} else {
 			w.applied[key] = entries
 		}
 	}
 	if s.l2.isDeputy() {
-		w.deleteOrphans(ctx)
+		w.cleanUp(ctx)
 	}
 }
 
@@ -285,30 +288,119 @@ func (w *statusWriter) applyStatus(ctx context.Context, obj client.Object, kind 
 		client.FieldOwner(w.fieldManager()), client.ForceOwnership)
 }
 
-// deleteOrphans removes ServiceAnnouncements whose Service is gone or no
-// longer served (the garbage collector does it in a full cluster; this
-// covers clusters without one and Services that changed type).
-func (w *statusWriter) deleteOrphans(ctx context.Context) {
+// cleanUp is the deputy's care of ServiceAnnouncements written by anyone:
+// it deletes those whose Service is gone, is no longer a LoadBalancer, or was
+// recreated (the garbage collector does the first in a full cluster; this
+// covers clusters without one), and removes entries for IPs the Service no
+// longer has and BGP entries of nodes whose speaker is gone (their routes
+// went with it). ServiceAnnouncements of Services of another
+// loadBalancerClass are pruned the same way but never deleted for their
+// class: another installation writes them.
+func (w *statusWriter) cleanUp(ctx context.Context) {
 	s := w.s
 	var list porticov1.ServiceAnnouncementList
 	if err := s.mgr.GetCache().List(ctx, &list); err != nil {
 		return
 	}
+	s.mu.Lock()
+	members := slices.Clone(s.members)
+	s.mu.Unlock()
 	for i := range list.Items {
 		sa := &list.Items[i]
-		var svc corev1.Service
-		err := s.mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(sa), &svc)
-		if err == nil && facts.Serves(&svc, s.cfg.LBClass) {
+		svc, alive := w.liveService(ctx, sa)
+		if !alive {
+			if svc != nil || w.confirmedGone(ctx, sa) {
+				w.deleteAnnouncement(ctx, sa)
+			}
 			continue
 		}
-		if err != nil && !apierrors.IsNotFound(err) {
-			continue
+		w.prune(ctx, sa, svc, members)
+	}
+}
+
+// liveService returns the cached Service of sa and whether sa still
+// belongs to it. A nil Service means the cache has none.
+func (w *statusWriter) liveService(ctx context.Context, sa *porticov1.ServiceAnnouncement) (*corev1.Service, bool) {
+	var svc corev1.Service
+	if err := w.s.mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(sa), &svc); err != nil {
+		return nil, false
+	}
+	return &svc, belongs(sa, &svc)
+}
+
+// belongs reports whether sa describes svc: svc is a LoadBalancer and, when
+// sa names its owner, the same object (not a recreated one).
+func belongs(sa *porticov1.ServiceAnnouncement, svc *corev1.Service) bool {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return false
+	}
+	for _, o := range sa.OwnerReferences {
+		if o.Kind == "Service" && o.UID != svc.UID {
+			return false
 		}
-		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		if err := s.mgr.GetClient().Delete(rctx, sa); err != nil && !apierrors.IsNotFound(err) {
-			s.log.Warn("deleting orphaned ServiceAnnouncement", "name", client.ObjectKeyFromObject(sa).String(), "error", err)
-		}
-		cancel()
+	}
+	return true
+}
+
+// freshService reads sa's Service from the API server.
+func (w *statusWriter) freshService(ctx context.Context, sa *porticov1.ServiceAnnouncement) (*corev1.Service, error) {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	var svc corev1.Service
+	err := w.s.mgr.GetAPIReader().Get(rctx, client.ObjectKeyFromObject(sa), &svc)
+	return &svc, err
+}
+
+// confirmedGone asks the API server whether sa's Service is really gone or
+// no longer its own: the cache may not have seen a new Service yet.
+func (w *statusWriter) confirmedGone(ctx context.Context, sa *porticov1.ServiceAnnouncement) bool {
+	svc, err := w.freshService(ctx, sa)
+	if apierrors.IsNotFound(err) {
+		return true
+	}
+	return err == nil && !belongs(sa, svc)
+}
+
+// deleteAnnouncement deletes sa, only if it is still the object read (UID
+// precondition): a ServiceAnnouncement recreated meanwhile stays.
+func (w *statusWriter) deleteAnnouncement(ctx context.Context, sa *porticov1.ServiceAnnouncement) {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	uid := sa.UID
+	err := w.s.mgr.GetClient().Delete(rctx, sa, client.Preconditions{UID: &uid})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		w.s.log.Warn("deleting orphaned ServiceAnnouncement", "name", client.ObjectKeyFromObject(sa).String(), "error", err)
+	}
+}
+
+// prune removes from sa the entries of IPs svc no longer has, and the BGP
+// entries of nodes that are not live members, with an update guarded by the
+// object's resourceVersion (the entries may belong to other field
+// managers, which an apply of ours cannot remove).
+func (w *statusWriter) prune(ctx context.Context, sa *porticov1.ServiceAnnouncement, svc *corev1.Service, members []string) {
+	ips := map[string]bool{}
+	for _, ip := range facts.ServiceIPs(svc) {
+		ips[ip.String()] = true
+	}
+	l2 := slices.DeleteFunc(slices.Clone(sa.Status.L2), func(e porticov1.L2Announcement) bool { return !ips[e.IP] })
+	bgp := slices.DeleteFunc(slices.Clone(sa.Status.BGP), func(e porticov1.BGPAnnouncement) bool {
+		return !ips[e.IP] || !slices.Contains(members, e.Node)
+	})
+	if len(l2) == len(sa.Status.L2) && len(bgp) == len(sa.Status.BGP) {
+		return
+	}
+	// The cache may lag behind the Service: prune only what the API server
+	// confirms is gone.
+	if fresh, err := w.freshService(ctx, sa); err != nil || !belongs(sa, fresh) ||
+		!slices.Equal(facts.ServiceIPs(fresh), facts.ServiceIPs(svc)) {
+		return
+	}
+	upd := sa.DeepCopy()
+	upd.Status.L2, upd.Status.BGP = l2, bgp
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if err := w.s.mgr.GetClient().Status().Update(rctx, upd); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+		w.s.log.Warn("removing stale ServiceAnnouncement entries", "name", client.ObjectKeyFromObject(sa).String(), "error", err)
 	}
 }
 

@@ -77,9 +77,11 @@ func mustJSON(v any) []byte {
 }
 
 // DecodeMeta parses metadata published by another speaker. Empty metadata
-// (a speaker that has published nothing yet) and other versions yield a
-// ready member with unknown interfaces and no error; malformed metadata
-// yields the same member and an error saying what is wrong.
+// (a speaker that has published nothing yet) and other versions (a speaker of
+// another release, during an upgrade) yield a ready member with unknown
+// interfaces and no error. Malformed metadata yields a member that is NOT
+// ready and an error saying what is wrong: a speaker whose state cannot be
+// read must not win IPs.
 func DecodeMeta(b []byte) (Meta, error) {
 	unknown := Meta{Ready: true}
 	if len(b) == 0 {
@@ -87,7 +89,7 @@ func DecodeMeta(b []byte) (Meta, error) {
 	}
 	var w wireMeta
 	if err := json.Unmarshal(b, &w); err != nil {
-		return unknown, fmt.Errorf("malformed speaker metadata: %w", err)
+		return Meta{}, fmt.Errorf("malformed speaker metadata: %w", err)
 	}
 	if w.Version != MetaVersion {
 		return unknown, nil
@@ -99,13 +101,13 @@ func DecodeMeta(b []byte) (Meta, error) {
 	m.Interfaces = make([]election.Interface, 0, len(w.Interfaces))
 	for _, wi := range w.Interfaces {
 		if wi.Name == "" || len(wi.Name) > 15 {
-			return unknown, fmt.Errorf("malformed speaker metadata: interface name %q", wi.Name)
+			return Meta{}, fmt.Errorf("malformed speaker metadata: interface name %q", wi.Name)
 		}
 		ifc := election.Interface{Name: wi.Name, Carrier: wi.Carrier}
 		for _, s := range wi.Prefixes {
 			p, err := netip.ParsePrefix(s)
 			if err != nil {
-				return unknown, fmt.Errorf("malformed speaker metadata: interface %s: %w", wi.Name, err)
+				return Meta{}, fmt.Errorf("malformed speaker metadata: interface %s: %w", wi.Name, err)
 			}
 			ifc.Prefixes = append(ifc.Prefixes, p)
 		}

@@ -57,7 +57,8 @@ func TestMetaForeignAndMalformed(t *testing.T) {
 		`{"v":1,"r":true,"k":true,"i":[{"n":"eth0","p":["bad"]}]}`: true,
 	} {
 		got, err := DecodeMeta([]byte(in))
-		if (err != nil) != wantErr || !got.Ready || got.Interfaces != nil {
+		// Malformed metadata must not count as ready; foreign versions do.
+		if (err != nil) != wantErr || got.Ready == wantErr || got.Interfaces != nil {
 			t.Errorf("%q: %+v, %v", in, got, err)
 		}
 	}
