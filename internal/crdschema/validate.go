@@ -220,17 +220,23 @@ func unknownMessage(key string, known map[string]bool) string {
 			}
 		}
 	})
-	best, bestDist := "", 0
-	for _, n := range names {
-		d := distance(strings.ToLower(key), strings.ToLower(n))
-		if best == "" || d < bestDist {
-			best, bestDist = n, d
-		}
-	}
-	if best != "" && bestDist <= max(2, len(key)/4) {
+	if best, ok := Closest(key, names); ok {
 		return fmt.Sprintf("unknown field %q; did you mean %q?", key, best)
 	}
 	return fmt.Sprintf("unknown field %q; the fields here are %s", key, strings.Join(names, ", "))
+}
+
+// Closest returns the candidate nearest to word when it is near enough to be a
+// likely typo (a few letters apart, case ignored).
+func Closest(word string, candidates []string) (string, bool) {
+	best, bestDist := "", 0
+	for _, c := range candidates {
+		d := distance(strings.ToLower(word), strings.ToLower(c))
+		if best == "" || d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best, best != "" && bestDist <= max(2, len(word)/4)
 }
 
 // distance is the Levenshtein distance between a and b.

@@ -152,10 +152,10 @@ func expand(name string) ([]string, error) {
 func Parse(source string, data []byte) []Document {
 	var out []Document
 	for i, chunk := range split(data) {
-		d := Document{Source: source, Index: i + 1, Line: chunk.line}
 		if isBlank(chunk.text) {
 			continue
 		}
+		d := Document{Source: source, Index: i + 1, Line: chunk.line + leadingComments(chunk.text)}
 		d.Object, d.Err = decode(chunk.text, chunk.line)
 		if d.Err == nil && isList(d.Object) {
 			out = append(out, listItems(d)...)
@@ -199,6 +199,18 @@ func isSeparator(line []byte) bool {
 	}
 	// "--- # comment" separates too; "----" or "---x" does not.
 	return (rest[0] == ' ' || rest[0] == '\t') && bytes.TrimLeft(rest, " \t")[0] == '#'
+}
+
+// leadingComments counts the blank and comment lines before the content.
+func leadingComments(text []byte) int {
+	n := 0
+	for _, l := range bytes.Split(text, []byte("\n")) {
+		if t := bytes.TrimSpace(l); len(t) > 0 && t[0] != '#' {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 func isBlank(text []byte) bool {

@@ -22,6 +22,7 @@ func TestParse(t *testing.T) {
 			[]want{{"A/a", 1, 1}}},
 		{"separators, comments and empty documents", "# header\n---\nkind: A\nmetadata: {name: a}\n--- # second\nkind: B\nmetadata: {name: b}\n---\n# nothing\n---\n",
 			[]want{{"A/a", 3, 2}, {"B/b", 6, 3}}},
+		{"the line is the first line of content", "# comment\n\nkind: A\nmetadata: {name: a}\n", []want{{"A/a", 3, 1}}},
 		{"malformed document between good ones", "kind: A\nmetadata: {name: a}\n---\nkind: B\n  bad: indent\n---\nkind: C\nmetadata: {name: c}\n",
 			[]want{{"A/a", 1, 1}, {"ERR: malformed YAML: yaml: line 5:", 4, 2}, {"C/c", 7, 3}}},
 		{"duplicate key", "kind: A\nmetadata: {name: a}\nkind: B\n",
