@@ -76,6 +76,10 @@ type peerStatus struct {
 	probedConf  peerConf
 	probedAt    time.Time
 	probedWords string
+
+	// BFD went down and gobgp asked for a reset of the session: whether the
+	// reset's NOTIFICATION left (see flushReset).
+	bfdResetPending bool
 }
 
 // New returns an Announcer with no peers. gobgp starts with the first peer.
@@ -771,6 +775,9 @@ func (a *Announcer) observe(rec gobgpRecord) {
 	case "outgoing connection closing due to hold timer expired in OPEN SENT state":
 		msg = "no answer to OPEN: the router accepted the connection but never answered our OPEN"
 	case "sent notification":
+		if rec.str("Communicated-Reason") == "BFD is down" {
+			ps.bfdResetPending = false
+		}
 		if code == 6 && (subcode == 2 || subcode == 3 || subcode == 4 || subcode == 6) {
 			break // our own shutdown, removal, reset (BFD: its own record) or reconfiguration
 		}
@@ -795,9 +802,11 @@ func (a *Announcer) observe(rec gobgpRecord) {
 	case "hold timer expired":
 		msg = holdWords(c)
 	case "Expired":
-		msg = bfdExpiredWords(c)
+		msg = bfdExpiredWords()
+		a.watchReset(ps)
 	case "Remote peer signaled BFD down":
 		msg = bfdRemoteDownWords
+		a.watchReset(ps)
 	case "Can't dial UDP":
 		msg = "BFD cannot send to the router: " + rec.str("Error")
 	}
@@ -854,6 +863,67 @@ func (a *Announcer) refused(ps *peerStatus) {
 			a.notify()
 		}
 	}()
+}
+
+// flushAfter is how long a BFD reset's NOTIFICATION may take to leave
+// before watchReset takes it for stuck.
+const flushAfter = 500 * time.Millisecond
+
+// watchReset handles a gap in gobgp 4.8: when BFD goes down it resets the
+// BGP session by queueing a NOTIFICATION that only an Established session
+// sends. If the session is not Established at that moment (BFD went down
+// before BGP came up, or while it was being reset), the NOTIFICATION waits
+// in its queue and ends the next session the moment it is established. So
+// when the reset has not left after flushAfter, the announcer re-adds the
+// gobgp neighbour (the session is down anyway), which drops the queue.
+// a.st must be held.
+func (a *Announcer) watchReset(ps *peerStatus) {
+	if ps.bfdResetPending {
+		return
+	}
+	ps.bfdResetPending = true
+	name, c := ps.name, ps.conf
+	a.probes.Add(1)
+	go func() {
+		defer a.probes.Done()
+		select {
+		case <-a.probeCtx.Done():
+			return
+		case <-time.After(flushAfter):
+		}
+		a.st.Lock()
+		ps := a.status[name]
+		stuck := ps != nil && ps.bfdResetPending && ps.conf == c
+		if ps != nil {
+			ps.bfdResetPending = false
+		}
+		a.st.Unlock()
+		if stuck {
+			a.flushReset(name, c)
+		}
+	}()
+}
+
+// flushReset re-adds peer name's gobgp neighbour if it still runs c.
+func (a *Announcer) flushReset(name string, c peerConf) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.peers[name]
+	if a.closed || a.srv == nil || e == nil || !e.added || e.conf != c {
+		return
+	}
+	a.log.Info("BFD went down while the BGP session was not established: re-adding the gobgp neighbour so that its queued reset does not end the next session", "peer", name)
+	ctx := context.Background()
+	if err := a.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: c.addr.String()}); err != nil {
+		a.log.Warn("re-adding BGP peer: removing it", "peer", name, "error", err)
+		return
+	}
+	e.added = false
+	if err := a.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(&c, vrfName(e.vrfID))}); err != nil {
+		a.log.Warn("re-adding BGP peer", "peer", name, "error", a.scrub(err, c.password))
+		return
+	}
+	e.added = true
 }
 
 // bfdPoll is how often BFD states are read for Changes: gobgp has no BFD

@@ -31,7 +31,9 @@ type frrNeighbor struct {
 	Addr     string // the speaker's address
 	RemoteAS string // a number, "internal" or "external"
 	Password string
-	BFD      bool // use the frrConfig's BFD profile
+	BFD      bool   // use the frrConfig's BFD profile
+	Local    string // update-source: the router's own address for this session
+	Shutdown bool   // configured, administratively down
 }
 
 type frrConfig struct {
@@ -40,6 +42,8 @@ type frrConfig struct {
 	Neighbors []frrNeighbor
 	// BFD profile "lab" (milliseconds); zero values: 300, 300, 3.
 	BFDReceive, BFDTransmit, BFDMultiplier int
+	// BFDPeers are extra lines in bfdd's "bfd" block.
+	BFDPeers []string
 }
 
 // frr is a running router; the fields travel to the speaker process as
@@ -65,7 +69,11 @@ func (c *frrConfig) bfdd(ns string) string {
 	if mult == 0 {
 		mult = 3
 	}
-	return c.header(ns) + fmt.Sprintf("bfd\n profile lab\n  receive-interval %d\n  transmit-interval %d\n  detect-multiplier %d\n exit\nexit\n!\n", rx, tx, mult)
+	peers := ""
+	for _, l := range c.BFDPeers {
+		peers += " " + l + "\n"
+	}
+	return c.header(ns) + fmt.Sprintf("bfd\n profile lab\n  receive-interval %d\n  transmit-interval %d\n  detect-multiplier %d\n exit\n%sexit\n!\n", rx, tx, mult, peers)
 }
 
 // bgpd: both unicast families on every neighbour, ECMP, and quick
@@ -79,6 +87,12 @@ func (c *frrConfig) bgpd(ns string) string {
 		fmt.Fprintf(&b, " neighbor %s remote-as %s\n neighbor %s timers connect 5\n", n.Addr, n.RemoteAS, n.Addr)
 		if n.Password != "" {
 			fmt.Fprintf(&b, " neighbor %s password %s\n", n.Addr, n.Password)
+		}
+		if n.Shutdown {
+			fmt.Fprintf(&b, " neighbor %s shutdown\n", n.Addr)
+		}
+		if n.Local != "" {
+			fmt.Fprintf(&b, " neighbor %s update-source %s\n", n.Addr, n.Local)
 		}
 		if n.BFD {
 			fmt.Fprintf(&b, " neighbor %s bfd profile lab\n", n.Addr)

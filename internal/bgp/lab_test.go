@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,10 +74,19 @@ func newLab(t *testing.T, conf frrConfig) *lab {
 	netnstest.Require(t, "/usr/lib/frr/bgpd", "/usr/lib/frr/bfdd", "/usr/lib/frr/zebra", "vtysh", "ss")
 	speaker, router := netnstest.New(t, "bgpspk"), netnstest.New(t, "bgprtr")
 	netnstest.Veth(t, speaker, "eth0", router, "eth0")
-	for ns, addrs := range map[*netnstest.NS][]netip.Addr{
-		speaker: {nodeV4, nodeV4b, nodeV6, nodeV6b},
-		router:  {routerV4, routerV4b, routerV4c, routerV6, routerV6b},
-	} {
+	addrs := map[*netnstest.NS][]netip.Addr{
+		speaker: {nodeV4, nodeV4b, nodeV6},
+		router:  {routerV4, routerV4b, routerV4c, routerV6},
+	}
+	// A second IPv6 address only where a neighbour needs it: FRR's bfdd
+	// sends from the newest one, and gobgp knows BFD peers by source.
+	if slices.ContainsFunc(conf.Neighbors, func(n frrNeighbor) bool { return n.Addr == nodeV6b.String() }) {
+		addrs[speaker] = append(addrs[speaker], nodeV6b)
+		addrs[router] = append(addrs[router], routerV6b)
+	}
+	for ns, addrs := range addrs {
+		// Keep IPv6 addresses across link down and up (tests cut links).
+		ns.Run(t, "sysctl", "-qw", "net.ipv6.conf.all.keep_addr_on_down=1")
 		for _, a := range addrs {
 			if a.Is4() {
 				ns.Run(t, "ip", "addr", "add", a.String()+"/24", "dev", "eth0")
@@ -118,6 +128,21 @@ func (l *lab) speaker(t *testing.T, phase string, body func(t *testing.T)) {
 	}
 	p := l.start(t, phase)
 	p.wait(t)
+}
+
+// background starts a speaker process running body and returns at once
+// (in the parent); in a speaker process it runs body if phase is the one
+// asked for, then ends the test, and returns nil.
+func (l *lab) background(t *testing.T, phase string, body func(t *testing.T)) *speakerProc {
+	t.Helper()
+	if l.child {
+		if l.Phase == phase {
+			body(t)
+			t.SkipNow()
+		}
+		return nil
+	}
+	return l.start(t, phase)
 }
 
 // start starts a speaker process for phase, without waiting.

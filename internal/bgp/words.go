@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Session errors in words, for SessionStatus.LastError. None of them ever
@@ -99,9 +98,8 @@ func holdWords(c *peerConf) string {
 	return fmt.Sprintf("hold timer expired: nothing heard from the router for %ds", c.hold)
 }
 
-func bfdExpiredWords(c *peerConf) string {
-	d := time.Duration(c.bfdRx) * time.Microsecond * time.Duration(c.bfdMult)
-	return "BFD down: no BFD packet from the router within the detection time (about " + d.String() + "); session reset"
+func bfdExpiredWords() string {
+	return "BFD down: no BFD packet from the router within the detection time; session reset"
 }
 
 const bfdRemoteDownWords = "BFD down: the router's BFD session went down; session reset"
