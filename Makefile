@@ -84,3 +84,31 @@ FORCE:
 
 clean:
 	rm -rf bin/portico bin/portico-controller bin/portico-speaker
+
+# Installing Portico: the Helm chart, the manifests rendered from it and the images
+# (package deploy tests all three; docs/install.md). helm comes from hack/install-tools.sh.
+HELM_CLI := $(CURDIR)/bin/tools/helm
+IMAGE_PREFIX ?= ghcr.io/portico-lb
+IMAGE_TAG ?= $(VERSION)
+
+.PHONY: helm manifests images
+
+# Copies the generated CRDs and RBAC roles into the chart, lints it, packages it into bin/.
+helm:
+	./hack/install-tools.sh
+	rm -f charts/portico/crds/*.yaml
+	cp config/crd/*.yaml charts/portico/crds/
+	cp config/rbac/controller/role.yaml charts/portico/files/rbac/controller.yaml
+	cp config/rbac/speaker/role.yaml charts/portico/files/rbac/speaker.yaml
+	$(HELM_CLI) lint --strict charts/portico
+	$(HELM_CLI) package charts/portico --destination bin/
+
+# config/install.yaml and the kustomize base config/default, rendered from the chart.
+manifests: helm
+	go run ./deploy/cmd/manifests
+
+# Both images (Dockerfile.controller, Dockerfile.speaker) from static binaries built here,
+# saved to bin/images/*.tar; starts a private Docker daemon when none is running.
+images:
+	go run ./deploy/cmd/images -prefix "$(IMAGE_PREFIX)" -tag "$(IMAGE_TAG)" -version "$(VERSION)" \
+		-revision "$$(git rev-parse HEAD 2>/dev/null || echo unknown)"

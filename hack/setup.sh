@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 # tests; procps for sysctl and ps; frr is the real BGP router of the lab (the lab runs
 # its daemons from /usr/lib/frr itself; this script never starts or stops a service).
 packages=(iproute2 iputils-arping ndisc6 curl tcpdump nftables procps frr)
+# docker.io: the image tests build and run Portico's images with a private dockerd.
+packages+=(docker.io)
 
 missing=()
 installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null || true)
@@ -36,6 +38,9 @@ fi
 for c in kubectl go; do
 	command -v "$c" >/dev/null || { echo "setup: $c is required on PATH (it comes with this machine)" >&2; exit 1; }
 done
+
+# helm, built into bin/tools, for the chart and manifest tests.
+./hack/install-tools.sh
 
 # kube-apiserver and etcd from the Go module proxy (a no-op when up to date).
 ./hack/build-control-plane.sh "$@"
