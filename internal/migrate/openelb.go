@@ -243,6 +243,14 @@ func (c *converter) gracefulRestartNotes(d *manifest.Document, field string, gr 
 	if gr.Enabled {
 		c.note(d, field+".enabled", "carried over as gracefulRestart: true on the BGPPeers (Portico keeps the routes at the router for up to 120 s while a speaker restarts)")
 	}
+	c.grTimersNote(d, field, gr)
+}
+
+// grTimersNote reports graceful restart settings other than enabled.
+func (c *converter) grTimersNote(d *manifest.Document, field string, gr *oelbGracefulRestart) {
+	if gr == nil {
+		return
+	}
 	extra := *gr
 	extra.Enabled = false
 	if extra != (oelbGracefulRestart{}) {
@@ -396,13 +404,7 @@ func (c *converter) oelbPeer(d *manifest.Document, conf *oelbBgpConf) {
 		gr = true
 	}
 	out.Spec.GracefulRestart = gr
-	if s.GracefulRestart != nil {
-		extra := *s.GracefulRestart
-		extra.Enabled = false
-		if extra != (oelbGracefulRestart{}) {
-			c.note(d, "spec.gracefulRestart", "only enabled is carried over: Portico sets the restart timers itself")
-		}
-	}
+	c.grTimersNote(d, "spec.gracefulRestart", s.GracefulRestart)
 	for i, af := range s.AfiSafis {
 		if af == nil {
 			continue
