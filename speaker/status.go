@@ -171,9 +171,12 @@ func (w *statusWriter) writeAnnouncements(ctx context.Context) {
 		var cur porticov1.ServiceAnnouncement
 		curErr := s.mgr.GetCache().Get(ctx, key, &cur)
 		empty := len(entries.l2) == 0 && len(entries.bgp) == 0
-		// Unchanged entries are not written again, unless the object was
-		// deleted from outside: then they are, so it comes back.
-		if known && sameAnnouncement(prev, entries) && (curErr == nil || empty) {
+		// Unchanged entries are not written again while the object still
+		// holds them. When it does not (deleted from outside, or a field
+		// released by another node that briefly wrote the same IP), they
+		// are written again.
+		present := curErr == nil && hasAll(cur.Status.L2, entries.l2) && hasAllBGP(cur.Status.BGP, entries.bgp)
+		if known && sameAnnouncement(prev, entries) && (present || (empty && apierrors.IsNotFound(curErr))) {
 			continue
 		}
 		if !known && curErr == nil && hasAll(cur.Status.L2, entries.l2) && hasAllBGP(cur.Status.BGP, entries.bgp) {
