@@ -200,7 +200,7 @@ func (a *Announcer) SetDesired(ctx context.Context, peers []Peer, paths []Path) 
 			break
 		}
 		if e := a.peers[name]; e != nil && e.vrf {
-			errs = append(errs, a.syncRoutes(e, routes[name]))
+			errs = append(errs, a.syncRoutes(ctx, e, routes[name]))
 		}
 	}
 	a.publish(want, configErrs)
@@ -492,8 +492,9 @@ func (a *Announcer) removePeer(ctx context.Context, name string) error {
 // work (status requests) interleaves with a large change.
 const pathChunk = 1024
 
-// syncRoutes makes e's VRF hold exactly want.
-func (a *Announcer) syncRoutes(e *peerEntry, want map[netip.Prefix]route) error {
+// syncRoutes makes e's VRF hold exactly want, as far as ctx allows (what
+// is done is kept: a later call goes on from there).
+func (a *Announcer) syncRoutes(ctx context.Context, e *peerEntry, want map[netip.Prefix]route) error {
 	var errs []error
 	var dels []netip.Prefix
 	for pfx := range e.routes {
@@ -504,6 +505,9 @@ func (a *Announcer) syncRoutes(e *peerEntry, want map[netip.Prefix]route) error 
 	slices.SortFunc(dels, comparePrefix)
 	vrf := vrfName(e.vrfID)
 	for chunk := range slices.Chunk(dels, pathChunk) {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
 		var paths []*apiutil.Path
 		for _, pfx := range chunk {
 			r := e.routes[pfx]
@@ -534,6 +538,9 @@ func (a *Announcer) syncRoutes(e *peerEntry, want map[netip.Prefix]route) error 
 	}
 	slices.SortFunc(adds, comparePrefix)
 	for chunk := range slices.Chunk(adds, pathChunk) {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
 		var paths []*apiutil.Path
 		var ok []netip.Prefix
 		for _, pfx := range chunk {
@@ -979,7 +986,7 @@ func (a *Announcer) close(ctx context.Context, graceful bool) error {
 		withdrawn := false
 		for _, name := range slices.Sorted(maps.Keys(a.peers)) {
 			if e := a.peers[name]; e.vrf && len(e.routes) > 0 {
-				errs = append(errs, a.syncRoutes(e, nil))
+				errs = append(errs, a.syncRoutes(ctx, e, nil))
 				withdrawn = true
 			}
 		}

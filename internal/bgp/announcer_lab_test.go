@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os/exec"
 	"regexp"
@@ -624,6 +625,147 @@ func TestLabBFDDownBeforeBGP(t *testing.T) {
 		}
 		if n := r.neighbors(t)[nodeV4.String()]; n.ConnectionsEstablished != 1 {
 			t.Errorf("router's session: %+v, want it established once", n)
+		}
+	})
+}
+
+// TestLabOneUpdatePerPeer: with 10,000 paths announced, adding one sends
+// one UPDATE to each peer, removing one one withdrawal, by the router's
+// count and by gobgp's.
+func TestLabOneUpdatePerPeer(t *testing.T) {
+	t.Parallel()
+	l := ebgpLab(t)
+	l.speaker(t, "", func(t *testing.T) {
+		a, err := New(Config{RouterID: nodeV4, Logger: slog.New(slog.NewTextHandler(teeWriter{t, &syncBuffer{}}, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close(context.Background()) })
+		peers := []Peer{v4Peer(), v6Peer()}
+		const n = 10000
+		paths := make([]Path, n+1)
+		base := netip.MustParseAddr("2001:db8:2::").As16()
+		for i := range paths {
+			addr := base
+			addr[14], addr[15] = byte(i>>8), byte(i)
+			paths[i] = Path{Prefix: netip.PrefixFrom(netip.AddrFrom16(addr), 128), NextHop: nodeV6, Peers: []string{"rtr-v4", "rtr-v6"}}
+		}
+		r := l.FRR
+		received := func() (v4, v6 int) {
+			var sum frrSummary
+			r.show(t, "show bgp summary json", &sum)
+			return sum.IPv6.Peers[nodeV4.String()].PfxRcd, sum.IPv6.Peers[nodeV6.String()].PfxRcd
+		}
+		start := time.Now()
+		setDesired(t, a, peers, paths[:n])
+		t.Logf("SetDesired with %d paths to 2 peers took %s", n, time.Since(start).Round(time.Millisecond))
+		for _, p := range peers {
+			waitState(t, a, p.Name, "Established", 30*time.Second)
+		}
+		waitFor(t, 120*time.Second, "the router to have every path from both sessions", func() bool {
+			v4, v6 := received()
+			return v4 == n && v6 == n
+		})
+		t.Logf("%d paths at the router from both sessions %s after SetDesired began", n, time.Since(start).Round(time.Millisecond))
+
+		// counts reads the UPDATEs the router received and gobgp sent, per
+		// session, once they stopped moving.
+		counts := func() map[string][2]uint64 {
+			var last map[string][2]uint64
+			waitFor(t, 30*time.Second, "UPDATE counters to settle", func() bool {
+				cur := map[string][2]uint64{}
+				nb := r.neighbors(t)
+				for _, s := range a.Sessions() {
+					addr := map[string]string{"rtr-v4": nodeV4.String(), "rtr-v6": nodeV6.String()}[s.Peer]
+					cur[s.Peer] = [2]uint64{uint64(nb[addr].MessageStats.UpdatesRecv), s.UpdatesSent}
+				}
+				settled := maps.Equal(cur, last)
+				last = cur
+				if !settled {
+					time.Sleep(200 * time.Millisecond)
+				}
+				return settled
+			})
+			return last
+		}
+		before := counts()
+		setDesired(t, a, peers, paths)
+		waitFor(t, 30*time.Second, "the router to have the new path from both sessions", func() bool {
+			v4, v6 := received()
+			return v4 == n+1 && v6 == n+1
+		})
+		added := counts()
+		setDesired(t, a, peers, paths[1:])
+		waitFor(t, 30*time.Second, "the router to drop a path from both sessions", func() bool {
+			v4, v6 := received()
+			return v4 == n && v6 == n
+		})
+		removed := counts()
+		for _, p := range peers {
+			b, ad, rm := before[p.Name], added[p.Name], removed[p.Name]
+			t.Logf("%s: UPDATEs received by the router / sent by gobgp: %v, after adding one path %v, after removing one %v", p.Name, b, ad, rm)
+			if ad[0]-b[0] != 1 || ad[1]-b[1] != 1 || rm[0]-ad[0] != 1 || rm[1]-ad[1] != 1 {
+				t.Errorf("%s: adding and removing one path of %d sent %v and %v UPDATEs (router's count, gobgp's), want 1 each",
+					p.Name, n, [2]uint64{ad[0] - b[0], ad[1] - b[1]}, [2]uint64{rm[0] - ad[0], rm[1] - ad[1]})
+			}
+		}
+	})
+}
+
+// TestLabPeerChanges: changing a peer's timers or adding BFD does not reset
+// its session; removing a peer closes it with a Cease and touches no other;
+// a router ID the announcer cannot use is reported.
+func TestLabPeerChanges(t *testing.T) {
+	t.Parallel()
+	l := ebgpLab(t)
+	l.speaker(t, "", func(t *testing.T) {
+		a, _ := newAnnouncer(t, Config{RouterID: nodeV4})
+		v4, v6 := v4Peer(), v6Peer()
+		paths := []Path{
+			{Prefix: svc4, NextHop: nodeV4, Peers: []string{"rtr-v4", "rtr-v6"}},
+			{Prefix: svc6, NextHop: nodeV6, Peers: []string{"rtr-v4", "rtr-v6"}},
+		}
+		setDesired(t, a, []Peer{v4, v6}, paths)
+		s4 := waitState(t, a, "rtr-v4", "Established", 30*time.Second)
+		waitState(t, a, "rtr-v6", "Established", 30*time.Second)
+		r := l.FRR
+		waitFor(t, 10*time.Second, "the router to have both paths from both sessions", func() bool {
+			return len(r.routes(t, svc4.String())) == 2 && len(r.routes(t, svc6.String())) == 2
+		})
+		before := r.neighbors(t)
+
+		v4.HoldTime, v4.KeepaliveTime, v4.ConnectTime = 30*time.Second, 10*time.Second, 3*time.Second
+		v4.BFD = &BFD{} // the router runs no BFD for it: stays Down, harmlessly
+		v4.RouterID = netip.MustParseAddr("198.51.100.250")
+		err := a.SetDesired(context.Background(), []Peer{v4, v6}, paths)
+		if err != nil {
+			t.Fatalf("SetDesired: %v", err)
+		}
+		if s := session(t, a, "rtr-v4"); !strings.Contains(s.ConfigError, "router ID 198.51.100.250") || s.BFDState == "" {
+			t.Errorf("rtr-v4 after the change: %+v, want a ConfigError about its router ID and a BFD state", s)
+		}
+		for i := range paths {
+			paths[i].Peers = []string{"rtr-v4"}
+		}
+		setDesired(t, a, []Peer{v4}, paths) // rtr-v6 goes
+		waitFor(t, 10*time.Second, "the router to see rtr-v6's session closed", func() bool {
+			return r.neighbors(t)[nodeV6.String()].State != "Established"
+		})
+		waitFor(t, 10*time.Second, "the router to drop rtr-v6's paths", func() bool {
+			return len(r.routes(t, svc4.String())) == 1 && len(r.routes(t, svc6.String())) == 1
+		})
+		after := r.neighbors(t)
+		if n := after[nodeV6.String()]; !strings.Contains(n.LastNotification, "Cease") {
+			t.Errorf("removed peer: router's neighbour %+v, want a Cease", n)
+		}
+		if b, n := before[nodeV4.String()], after[nodeV4.String()]; n.State != "Established" || n.ConnectionsEstablished != b.ConnectionsEstablished {
+			t.Errorf("rtr-v4 was reset by a change of timers and BFD, or by removing another peer: %+v -> %+v", b, n)
+		}
+		if s := session(t, a, "rtr-v4"); s.State != "Established" || !s.Since.Equal(s4.Since) {
+			t.Errorf("rtr-v4: %+v, want it established since %s", s, s4.Since)
+		}
+		if got := a.Sessions(); len(got) != 1 {
+			t.Errorf("Sessions after removing a peer: %+v", got)
 		}
 	})
 }
