@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -44,6 +45,7 @@ func run(m *testing.M) int {
 		fmt.Printf("SKIP: %v\n", err)
 		return 0
 	}
+	rootRoutes = routes()
 	l, err := lab.Up(opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
@@ -69,6 +71,32 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "lab down: %v\n", err)
 	}
 	return code
+}
+
+// rootRoutes is the root namespace's routes for the documentation ranges
+// before the lab started.
+var rootRoutes string
+
+// routes returns the root namespace's IPv4 and IPv6 routes, every table,
+// that mention a documentation range (other packages' tests may add and
+// remove links meanwhile; only these routes are the lab's concern).
+func routes() string {
+	var out strings.Builder
+	for _, fam := range []string{"-4", "-6"} {
+		b, err := exec.Command("ip", fam, "route", "show", "table", "all").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(&out, "ip %s route: %v\n", fam, err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			for _, r := range []string{"192.0.2.", "198.51.100.", "203.0.113.", "2001:db8:"} {
+				if strings.Contains(line, r) {
+					out.WriteString(line + "\n")
+					break
+				}
+			}
+		}
+	}
+	return out.String()
 }
 
 func createPool(ctx context.Context, name string, autoAssign bool, addrs ...string) error {

@@ -152,3 +152,12 @@ func waitBFDPeers(r *lab.Router, ok func([]lab.BFDPeer) error) ([]lab.BFDPeer, e
 	})
 	return ps, err
 }
+
+// The lab leaves the host alone: while it runs, the root namespace's routes
+// are what they were before it started (no route for the documentation
+// ranges, where on these machines even the Go module proxy lives).
+func TestLabLeavesHostRoutingAlone(t *testing.T) {
+	if got := routes(); got != rootRoutes {
+		t.Errorf("the root namespace's routes changed while the lab runs:\nbefore:\n%s\nnow:\n%s", rootRoutes, got)
+	}
+}

@@ -1,6 +1,6 @@
 // Command portico-controller allocates IPs from IPAddressPools to LoadBalancer
 // Services, writes their status and events, and serves the optional validating
-// webhook. Run two replicas with --leader-elect.
+// webhook. Replicas elect a leader with a Lease (--leader-elect, on by default).
 package main
 
 import (
@@ -26,7 +26,7 @@ func main() {
 	// empty uses $KUBECONFIG or the in-cluster configuration.
 	flag.StringVar(&o.LBClass, "lb-class", "", "handle Services with exactly this spec.loadBalancerClass; empty handles Services without a class")
 	flag.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "portico-system"), "namespace Portico runs in (Lease, webhook certificate, default for Secret references)")
-	flag.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader with a Lease, for running two replicas")
+	flag.BoolVar(&o.LeaderElect, "leader-elect", true, "elect a leader with a Lease, so only one replica allocates (two processes allocating from one pool would hand out the same IP twice); --leader-elect=false only for a single process, e.g. a test")
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default --namespace)")
 	flag.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables")
 	flag.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables")

@@ -40,9 +40,10 @@
 // 2001:db8:1::200-2001:db8:1::2ff (routed by the router; a /32 or /128 route
 // wins over its connected /24 or /64), ClusterIPs come from 203.0.113.128/26
 // and 2001:db8:ffff::/108 (203.0.113.192/26 is the external client's
-// subnet), and the root namespace gets blackhole routes for 198.51.100.0/24,
-// 203.0.113.0/24 and 2001:db8::/32 as a safety net: nothing the lab does
-// sends traffic from the root namespace.
+// subnet). The lab changes nothing in the root namespace's routing (on these
+// machines the Go module proxy's address falls inside a documentation range,
+// so a host route for a whole range would break module downloads while a lab
+// runs), and nothing it does sends traffic from the root namespace.
 //
 // # The router
 //

@@ -22,7 +22,8 @@ const StateDir = "/run/portico-lab"
 // removes namespaces with it that no live lab claims.
 const Prefix = "ptc-"
 
-// blackholes are the root namespace's safety-net routes for the lab ranges.
+// blackholes are the root namespace routes earlier versions of the lab added
+// for the lab ranges; CleanLeftovers removes them. The lab adds none now.
 var blackholes = []string{"198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"}
 
 // ProcState identifies a process the lab started: its PID and its start time
@@ -172,8 +173,8 @@ func killNamespace(ns string) error {
 }
 
 // Teardown stops everything a state file records and removes its namespaces,
-// its state file, and (when no other lab remains) the root namespace's
-// blackhole routes. The run folder with the logs is kept, etcd's data aside.
+// its state file, and (when no other lab remains) blackhole routes an older
+// version of the lab left in the root namespace. The run folder with the logs is kept, etcd's data aside.
 func Teardown(s *State) error {
 	var errs []error
 	// The API server outlives its clients, so that they shut down cleanly.
@@ -246,23 +247,6 @@ func CleanLeftovers() ([]string, error) {
 		removeBlackholes()
 	}
 	return removed, errors.Join(errs...)
-}
-
-func addBlackholes() error {
-	for _, p := range blackholes {
-		fam := "-4"
-		if strings.Contains(p, ":") {
-			fam = "-6"
-		}
-		out, _ := exec.Command("ip", fam, "route", "show", "exact", p).Output()
-		if len(strings.TrimSpace(string(out))) > 0 {
-			continue // already routed: ours from another lab, or the host's own
-		}
-		if out, err := exec.Command("ip", fam, "route", "add", "blackhole", p).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip route add blackhole %s: %v: %s", p, err, out)
-		}
-	}
-	return nil
 }
 
 func removeBlackholes() {
