@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -17,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
+	"github.com/portico-lb/portico/internal/apiwait"
 	"github.com/portico-lb/portico/internal/config"
 	"github.com/portico-lb/portico/speaker/facts"
 )
@@ -40,6 +42,13 @@ func newManager(cfg Config) (manager.Manager, error) {
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: metricsAddr},
 		Cache: cache.Options{
+			// Resume within a second of the API server's return after an
+			// outage (not after client-go's backoff of up to a minute), so
+			// a Service created then is announced at once. Each speaker
+			// tries once a second per informer while the server is down.
+			NewInformer: func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, idx toolscache.Indexers) toolscache.SharedIndexInformer {
+				return toolscache.NewSharedIndexInformer(apiwait.Wrap(lw, time.Second), obj, resync, idx)
+			},
 			// Objects are only read, never modified, in the speaker.
 			DefaultUnsafeDisableDeepCopy: &yes,
 			DefaultTransform:             stripManagedFields,

@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/portico-lb/portico/internal/apiwait"
 	"github.com/portico-lb/portico/internal/config"
 	"github.com/portico-lb/portico/internal/election"
 	"github.com/portico-lb/portico/internal/layer2"
@@ -249,14 +250,10 @@ func retryAPI(ctx context.Context, log *slog.Logger, what string, f func() error
 	}
 }
 
-func retriable(err error) bool {
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
-			apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err)
-	}
-	return true // transport errors
-}
+// retriable reports whether err is worth waiting out: the same
+// classification as the informers' (internal/apiwait), so a bad certificate
+// or an unknown host is reported at once instead of retried for ever.
+func retriable(err error) bool { return apiwait.Unreachable(err) }
 
 // advertiseAddr picks the memberlist address others reach this speaker at.
 func (s *Speaker) advertiseAddr(ctx context.Context) (string, error) {
