@@ -769,3 +769,40 @@ func TestLabPeerChanges(t *testing.T) {
 		}
 	})
 }
+
+// TestLabHoldTimer: without BFD, a silent router is noticed when the hold
+// time runs out, said in words, and Changes signals it.
+func TestLabHoldTimer(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, frrConfig{Neighbors: []frrNeighbor{{Addr: nodeV4.String(), RemoteAS: "64512"}}})
+	l.speaker(t, "", func(t *testing.T) {
+		a, _ := newAnnouncer(t, Config{RouterID: nodeV4})
+		peer := v4Peer()
+		peer.HoldTime = 3 * time.Second
+		setDesired(t, a, []Peer{peer}, nil)
+		select {
+		case <-a.Changes():
+		case <-time.After(30 * time.Second):
+			t.Fatal("no Changes signal after adding a peer")
+		}
+		waitState(t, a, peer.Name, "Established", 30*time.Second)
+		for len(a.Changes()) > 0 {
+			<-a.Changes()
+		}
+		l.inRouter(t, "ip", "link", "set", "eth0", "down")
+		select {
+		case <-a.Changes():
+		case <-time.After(30 * time.Second):
+			t.Fatal("no Changes signal after the router went silent")
+		}
+		waitFor(t, 30*time.Second, "the hold timer to expire", func() bool {
+			s := session(t, a, peer.Name)
+			return s.State != "Established" && strings.HasPrefix(s.LastError, "hold timer expired")
+		})
+		t.Logf("%+v", session(t, a, peer.Name))
+		l.inRouter(t, "ip", "link", "set", "eth0", "up")
+		if s := waitState(t, a, peer.Name, "Established", 60*time.Second); s.LastError != "" {
+			t.Errorf("LastError %q after the session came back", s.LastError)
+		}
+	})
+}

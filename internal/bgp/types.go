@@ -50,8 +50,8 @@ type Peer struct {
 	// HoldTime (0 means 90 s) and KeepaliveTime (0 means a third of the hold
 	// time) are offered in OPEN, in whole seconds; a change applies from the
 	// next session, as in FRR. ConnectTime (0 means 5 s) is the time between
-	// connection attempts and the connect timeout, and the wait before
-	// reconnecting after a reset.
+	// connection attempts (gobgp waits at least 2 s) and their timeout, and
+	// the wait before reconnecting after a reset.
 	HoldTime, KeepaliveTime, ConnectTime time.Duration
 
 	EBGPMultiHop    bool   // eBGP over more than one hop (TTL 255)
@@ -102,12 +102,15 @@ type SessionStatus struct {
 	Address netip.Addr
 	// State is Idle, Connect, Active, OpenSent, OpenConfirm or Established.
 	State string
-	// Since is when the session entered State (zero before the first change).
+	// Since is when the session was established, when State is
+	// Established; otherwise when it last went down, or, before its first
+	// session, when the peer was added.
 	Since time.Time
 	// PrefixesAdvertised counts the paths handed to this peer, of the
 	// families it negotiated, while Established; 0 otherwise.
 	PrefixesAdvertised int
-	// UpdatesSent counts UPDATE messages sent to the peer by this announcer.
+	// UpdatesSent counts UPDATE messages sent to the peer by this announcer
+	// (as seen by Sessions: it never goes back).
 	UpdatesSent uint64
 	// BFDState is "" without BFD, else Down, Init, Up or AdminDown.
 	BFDState string
