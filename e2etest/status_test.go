@@ -2,9 +2,11 @@ package e2etest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -85,5 +87,70 @@ func TestServiceAnnouncementOfAnotherClassStays(t *testing.T) {
 			t.Fatal("the speakers deleted the ServiceAnnouncement of a Service of another class")
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// The SpeakerStatus of a Node that is gone is removed by the live speakers
+// (there is no garbage collector in the lab, as in a cluster whose collector
+// lags), and a restarting speaker is not held up by the dead addresses such
+// objects name: it joins them all at once.
+func TestSpeakerStatusOfDeletedNodeIsRemoved(t *testing.T) {
+	ctx := testCtx(t, 2*time.Minute)
+	var ghosts []string
+	for i := range 3 {
+		name := fmt.Sprintf("ghost%d", i)
+		ghosts = append(ghosts, name)
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}}}
+		if err := theLab.Client.Create(ctx, node); err != nil {
+			t.Fatal(err)
+		}
+		cleanupDelete(t, node)
+		st := &porticov1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if err := theLab.Client.Create(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		// A memberlist address where nobody answers (a node that died).
+		st.Status.MemberlistAddress = fmt.Sprintf("198.51.100.%d:7947", 50+i)
+		if err := theLab.Client.Status().Update(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := theLab.Nodes[2]
+	heal(t, n)
+	theLab.StopSpeaker(n)
+	start := time.Now()
+	if err := theLab.StartSpeaker(n); err != nil {
+		t.Fatal(err)
+	}
+	if err := theLab.WaitMembers(ctx, nodeNames()...); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a speaker restarted beside 3 dead addresses was a member again after %s", time.Since(start).Round(time.Millisecond))
+	for _, name := range ghosts {
+		if err := theLab.Client.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range ghosts {
+		for {
+			var st porticov1.SpeakerStatus
+			err := theLab.Client.Get(ctx, client.ObjectKey{Name: name}, &st)
+			if apierrors.IsNotFound(err) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("the SpeakerStatus of deleted node %s is still there (%v)", name, err)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	// The live nodes' own SpeakerStatuses carry their Node as owner.
+	var st porticov1.SpeakerStatus
+	if err := theLab.Client.Get(ctx, client.ObjectKey{Name: n.Name}, &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.OwnerReferences) != 1 || st.OwnerReferences[0].Kind != "Node" || st.OwnerReferences[0].Name != n.Name {
+		t.Errorf("%s's SpeakerStatus owners: %+v, want its Node", n.Name, st.OwnerReferences)
 	}
 }

@@ -120,6 +120,12 @@ func (w *statusWriter) writeNode(ctx context.Context, plan *l2plan.Plan, members
 	defer cancel()
 	obj := &porticov1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: s.cfg.NodeName}}
 	if apierrors.IsNotFound(err) {
+		// Owned by the Node, so a cluster's garbage collector removes it with
+		// the Node (the deputy does it where there is none; see cleanUp).
+		var node corev1.Node
+		if err := s.mgr.GetCache().Get(ctx, types.NamespacedName{Name: s.cfg.NodeName}, &node); err == nil {
+			obj.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+		}
 		if err := c.Create(rctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 			s.log.Warn("creating SpeakerStatus", "error", err)
 			return
@@ -308,6 +314,7 @@ func (w *statusWriter) cleanUp(ctx context.Context) {
 	s.mu.Lock()
 	members := slices.Clone(s.members)
 	s.mu.Unlock()
+	w.deleteStaleSpeakerStatuses(ctx)
 	for i := range list.Items {
 		sa := &list.Items[i]
 		svc, alive := w.liveService(ctx, sa)
@@ -318,6 +325,36 @@ func (w *statusWriter) cleanUp(ctx context.Context) {
 			continue
 		}
 		w.prune(ctx, sa, svc, members)
+	}
+}
+
+// deleteStaleSpeakerStatuses deletes the SpeakerStatus of every Node that no
+// longer exists (confirmed with the API server), so its memberlist address
+// stops being a join target.
+func (w *statusWriter) deleteStaleSpeakerStatuses(ctx context.Context) {
+	s := w.s
+	var list porticov1.SpeakerStatusList
+	if err := s.mgr.GetCache().List(ctx, &list); err != nil {
+		return
+	}
+	for i := range list.Items {
+		st := &list.Items[i]
+		var node corev1.Node
+		if err := s.mgr.GetCache().Get(ctx, types.NamespacedName{Name: st.Name}, &node); err == nil {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		err := s.mgr.GetAPIReader().Get(rctx, types.NamespacedName{Name: st.Name}, &node)
+		if apierrors.IsNotFound(err) {
+			uid := st.UID
+			err = s.mgr.GetClient().Delete(rctx, st, client.Preconditions{UID: &uid})
+			if err == nil {
+				s.log.Info("deleted the SpeakerStatus of a node that no longer exists", "node", st.Name)
+			} else if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				s.log.Warn("deleting the SpeakerStatus of a node that no longer exists", "node", st.Name, "error", err)
+			}
+		}
+		cancel()
 	}
 }
 

@@ -271,7 +271,7 @@ func (m *Membership) Join(addrs []string) error {
 	m.mu.Lock()
 	before := m.conflicts
 	m.mu.Unlock()
-	n, err := m.list.Join(targets)
+	n, err := m.joinAll(targets)
 	if err != nil {
 		hint := ""
 		if strings.Contains(err.Error(), "crypt") {
@@ -286,6 +286,28 @@ func (m *Membership) Join(addrs []string) error {
 		return m.lastLocal
 	}
 	return nil
+}
+
+// joinAll joins every target at once: memberlist tries addresses one after
+// another, each with its TCP timeout, so a few dead addresses (the
+// SpeakerStatus of a node that is gone) would delay every live one. It
+// returns how many answered and the errors of those that did not.
+func (m *Membership) joinAll(targets []string) (int, error) {
+	var wg sync.WaitGroup
+	errs := make([]error, len(targets))
+	joined := make([]int, len(targets))
+	for i, t := range targets {
+		wg.Go(func() { joined[i], errs[i] = m.list.Join([]string{t}) })
+	}
+	wg.Wait()
+	n := 0
+	for _, j := range joined {
+		n += j
+	}
+	if n > 0 {
+		return n, nil // one live member is enough: gossip brings the rest
+	}
+	return 0, errors.Join(errs...)
 }
 
 // Members returns the live members, this one included, sorted by name.
