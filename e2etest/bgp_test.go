@@ -477,6 +477,15 @@ func TestBGPBFD(t *testing.T) {
 	waitNextHops(t, ctx, hostPrefix(ip), nodeAddrs(ip, others(n)...))
 	t.Logf("BFD withdrew %s's route %s after the cut (profile 100 ms x 3; hold time 90 s)", n.Name, time.Since(cut).Round(time.Millisecond))
 	extReaches(t, ctx, ip)
+	// The path comes back: BFD up again, the session and the route with it.
+	if err := theLab.RestoreDataLink(n); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(theLab.Proc("speaker-"+n.Name).PID, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitSession(t, ctx, n.Name, "tor-bfd", func(s porticov1.BGPSessionStatus) bool { return established(s) && s.BFDState == "Up" })
+	waitNextHops(t, ctx, hostPrefix(ip), nodeAddrs(ip))
 }
 
 // Bad inputs: each gives a condition or a session error in words, and
@@ -610,5 +619,39 @@ func TestBGPBFDUnequalTimers(t *testing.T) {
 	t.Logf("router at the profile's 100 ms: %d session drops, %d BFD packets in 5 s", drops, packets)
 	if drops != 0 {
 		t.Errorf("with the router at the profile's intervals the session dropped %d times", drops)
+	}
+}
+
+// Sessions over IPv6 carry both families too: an IPv4 route over an IPv6
+// session has the node's IPv4 address as next hop. The speakers' metrics
+// show the sessions.
+func TestBGPOverIPv6Session(t *testing.T) {
+	ctx := testCtx(t, 2*time.Minute)
+	peer := bgpPeer("tor-v6")
+	peer.Spec.PeerAddress = "2001:db8:1::1"
+	bgpSetup(t, ctx, "bgp-v6", nil, peer)
+	v4 := bgpService(t, ctx, "bgp-v6-v4", "bgp-v6", lab.ServiceOpts{})
+	v6 := bgpService(t, ctx, "bgp-v6-v6", "bgp-v6", lab.ServiceOpts{IPv6: true})
+	for _, ip := range []netip.Addr{v4, v6} {
+		waitNextHops(t, ctx, hostPrefix(ip), nodeAddrs(ip))
+		extReaches(t, ctx, ip)
+	}
+	nbs, err := theLab.Router.Neighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range theLab.Nodes {
+		nb := nbs[netip.MustParseAddr(n.IPv6)]
+		if nb == nil || nb.State != "Established" || nb.PrefixesReceived[lab.IPv4] != 1 || nb.PrefixesReceived[lab.IPv6] != 1 {
+			t.Errorf("the router's IPv6 session with %s: %+v", n.Name, nb)
+		}
+		metrics, err := lab.Exec(n.NS, "curl", "-sS", "-m", "2", "http://127.0.0.1:7473/metrics")
+		if err != nil {
+			t.Fatalf("%s metrics: %v", n.Name, err)
+		}
+		want := `portico_speaker_bgp_session_up{address="2001:db8:1::1",peer="tor-v6"} 1`
+		if !strings.Contains(metrics, want) {
+			t.Errorf("%s metrics lack %q", n.Name, want)
+		}
 	}
 }
