@@ -486,6 +486,33 @@ func TestBGPBFD(t *testing.T) {
 	}
 	waitSession(t, ctx, n.Name, "tor-bfd", func(s porticov1.BGPSessionStatus) bool { return established(s) && s.BFDState == "Up" })
 	waitNextHops(t, ctx, hostPrefix(ip), nodeAddrs(ip))
+
+	// The BFDProfile deleted while in use: the peer says so in a condition,
+	// the sessions carry on without BFD, and the routes stay.
+	for _, nb := range theLab.Nodes {
+		if err := theLab.Router.Neighbor(nb.IPv4, "no bfd"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := theLab.Client.Delete(ctx, &porticov1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Name: "bgp-bfd"}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var p porticov1.BGPPeer
+		if err := theLab.Client.Get(ctx, client.ObjectKey{Name: "tor-bfd"}, &p); err == nil &&
+			slices.ContainsFunc(p.Status.Conditions, func(c metav1.Condition) bool { return strings.Contains(c.Message, `BFDProfile "bgp-bfd" does not exist`) }) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("no condition on the BGPPeer after its BFDProfile was deleted")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	for _, nb := range theLab.Nodes {
+		waitSession(t, ctx, nb.Name, "tor-bfd", func(s porticov1.BGPSessionStatus) bool { return established(s) && s.BFDState == "" })
+	}
+	waitNextHops(t, ctx, hostPrefix(ip), nodeAddrs(ip))
 }
 
 // Bad inputs: each gives a condition or a session error in words, and
