@@ -19,6 +19,7 @@ build:
 	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o bin/portico-controller ./cmd/portico-controller
 	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o bin/portico-speaker ./cmd/portico-speaker
 	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o bin/portico ./cmd/portico
+	ln -sf portico bin/kubectl-portico # the same CLI as a kubectl plugin: kubectl portico ...
 
 # DeepCopy code, CRD manifests and RBAC roles come from controller-gen (pinned by go.mod's tool line).
 generate:
@@ -86,8 +87,15 @@ bench-lab: setup build
 
 FORCE:
 
+# The CLI into $(PREFIX)/bin, as portico and as the kubectl plugin kubectl-portico.
+PREFIX ?= /usr/local
+.PHONY: install-cli
+install-cli: build
+	install -D -m 0755 bin/portico $(DESTDIR)$(PREFIX)/bin/portico
+	ln -sf portico $(DESTDIR)$(PREFIX)/bin/kubectl-portico
+
 clean:
-	rm -rf bin/portico bin/portico-controller bin/portico-speaker
+	rm -rf bin/portico bin/kubectl-portico bin/portico-controller bin/portico-speaker
 
 # Installing Portico: the Helm chart, the manifests rendered from it and the images
 # (package deploy tests all three; docs/install.md). helm comes from hack/install-tools.sh.

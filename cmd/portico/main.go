@@ -1,20 +1,15 @@
-// Command portico is the operator CLI: status overview, offline config check, migration.
+// Command portico is Portico's operator CLI: `portico check` validates manifests
+// offline, `portico migrate` converts MetalLB and OpenELB configuration, and
+// `portico status` shows the cluster's state. Installed as kubectl-portico it
+// runs as `kubectl portico ...`. The commands live in internal/cli.
 package main
 
 import (
-	"flag"
-	"fmt"
 	"os"
 
-	"github.com/portico-lb/portico/internal/version"
+	"github.com/portico-lb/portico/internal/cli"
 )
 
 func main() {
-	showVersion := flag.Bool("version", false, "print the version and exit")
-	flag.Parse()
-	fmt.Printf("portico %s\n", version.Version)
-	if *showVersion {
-		return
-	}
-	fmt.Fprintln(os.Stderr, "portico: the CLI is not implemented yet")
+	os.Exit(cli.Main(os.Args, cli.OSStreams()))
 }
