@@ -38,7 +38,7 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	msg = bytes.TrimPrefix(msg, []byte("memberlist: "))
 	ctx := context.Background()
 	if w.l.Enabled(ctx, level) {
-		w.l.Log(ctx, level, string(msg), "component", "memberlist")
+		w.l.Log(ctx, level, string(msg))
 	}
 	return len(p), nil
 }

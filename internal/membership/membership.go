@@ -61,7 +61,8 @@ type Config struct {
 	// Change it later with SetMeta.
 	Meta []byte
 	// Logger receives memberlist's log lines at their levels; nil means
-	// slog.Default().
+	// slog.Default(). Lines carry only its attributes: give it the node and
+	// component (the speaker does), so they are not repeated.
 	Logger *slog.Logger
 	// OnEvent, if set, is called for every membership change, one at a
 	// time and in order, from a goroutine of the Membership (never while
@@ -184,7 +185,6 @@ func New(cfg Config) (*Membership, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	logger = logger.With("node", cfg.NodeName)
 	m := &Membership{
 		name:     cfg.NodeName,
 		log:      logger,
