@@ -317,7 +317,7 @@ func hostRouterID() (netip.Addr, error) {
 func (a *Announcer) startServer(ctx context.Context, rid netip.Addr, asn uint32) error {
 	lvl := new(slog.LevelVar)
 	lvl.Set(slog.LevelDebug) // every record reaches gobgpHandler, which filters
-	h := &gobgpHandler{inner: a.log.Handler(), observe: a.observe, secrets: &a.secrets}
+	h := &gobgpHandler{inner: a.log.Handler(), observe: a.observe, secrets: &a.secrets, repeats: &repeats{}}
 	srv := server.NewBgpServer(server.LoggerOption(slog.New(h), lvl))
 	go srv.Serve()
 	err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{

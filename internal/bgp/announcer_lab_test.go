@@ -636,7 +636,7 @@ func TestLabOneUpdatePerPeer(t *testing.T) {
 	t.Parallel()
 	l := ebgpLab(t)
 	l.speaker(t, "", func(t *testing.T) {
-		a, err := New(Config{RouterID: nodeV4, Logger: slog.New(slog.NewTextHandler(teeWriter{t, &syncBuffer{}}, nil))})
+		a, err := New(Config{RouterID: nodeV4, Logger: slog.New(slog.NewTextHandler(teeWriter{t, &syncBuffer{}}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -656,13 +656,19 @@ func TestLabOneUpdatePerPeer(t *testing.T) {
 			r.show(t, "show bgp summary json", &sum)
 			return sum.IPv6.Peers[nodeV4.String()].PfxRcd, sum.IPv6.Peers[nodeV6.String()].PfxRcd
 		}
+		defer func() {
+			if t.Failed() {
+				v4, v6 := received()
+				t.Logf("at the end: router has %d and %d paths; sessions %+v; router: %+v", v4, v6, a.Sessions(), r.neighbors(t))
+			}
+		}()
 		start := time.Now()
 		setDesired(t, a, peers, paths[:n])
 		t.Logf("SetDesired with %d paths to 2 peers took %s", n, time.Since(start).Round(time.Millisecond))
 		for _, p := range peers {
 			waitState(t, a, p.Name, "Established", 30*time.Second)
 		}
-		waitFor(t, 120*time.Second, "the router to have every path from both sessions", func() bool {
+		waitFor(t, 5*time.Minute, "the router to have every path from both sessions", func() bool {
 			v4, v6 := received()
 			return v4 == n && v6 == n
 		})

@@ -178,7 +178,7 @@ func TestGobgpHandler(t *testing.T) {
 	secrets.Store(&s)
 	var seen []gobgpRecord
 	h := &gobgpHandler{inner: slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}),
-		observe: func(r gobgpRecord) { seen = append(seen, r) }, secrets: &secrets}
+		observe: func(r gobgpRecord) { seen = append(seen, r) }, secrets: &secrets, repeats: &repeats{}}
 	log := slog.New(h).With("Topic", "Peer", "Key", "198.51.100.1")
 	log.Debug("sent update", "nlri", "x")                                     // below debug: dropped
 	log.Info("Peer Up")                                                       // to debug
@@ -186,6 +186,8 @@ func TestGobgpHandler(t *testing.T) {
 	log.Debug("failed to connect", "Error", "connect: connection refused")    // observed, not shown
 	log.WithGroup("g").Warn("received notification", "Code", 2, "Subcode", 2) // observed through a group
 	log.Error(stopNoise, "Error", "BGP server is not running")                // dropped
+	log.Warn("Can't listen UDP", "Error", "address in use")                   // once,
+	log.Warn("Can't listen UDP", "Error", "address in use")                   // not twice
 	out := buf.String()
 	for _, want := range []string{"level=DEBUG msg=\"Peer Up\" component=gobgp Topic=Peer Key=198.51.100.1", "level=WARN msg=oops", "key <redacted> rejected"} {
 		if !strings.Contains(out, want) {
@@ -197,7 +199,10 @@ func TestGobgpHandler(t *testing.T) {
 			t.Errorf("output has %q:\n%s", bad, out)
 		}
 	}
-	if len(seen) != 2 || seen[0].str("Key") != "198.51.100.1" || seen[0].str("Error") != "connect: connection refused" {
+	if n := strings.Count(out, "Can't listen UDP"); n != 1 {
+		t.Errorf("a repeated warning passed %d times, want once:\n%s", n, out)
+	}
+	if len(seen) != 4 || seen[0].str("Key") != "198.51.100.1" || seen[0].str("Error") != "connect: connection refused" {
 		t.Fatalf("observed: %+v", seen)
 	}
 	if code, _ := seen[1].int("Code"); code != 2 || seen[1].str("Key") != "198.51.100.1" {

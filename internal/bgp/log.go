@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // gobgp logs through log/slog. gobgpHandler sits between gobgp and the
@@ -18,13 +20,41 @@ import (
 //     gobgp reports several session errors (a refused or timed-out connect,
 //     a NOTIFICATION answering our OPEN, BFD expiry) only in its log, not in
 //     its API;
-//   - it replaces any configured password found in a string attribute.
+//   - it replaces any configured password found in a string attribute;
+//   - it passes a warning on once a minute at most, per message and peer
+//     (gobgp repeats some every second, e.g. BFD's "Can't listen UDP").
 type gobgpHandler struct {
 	inner   slog.Handler
 	seen    []slog.Attr // every WithAttrs attribute, for observe
 	pending []slog.Attr // WithAttrs attributes not yet handed to inner (they are redacted on the way)
 	observe func(gobgpRecord)
 	secrets *atomic.Pointer[[]string]
+	repeats *repeats // shared by all handlers derived from one
+}
+
+// repeatQuiet is how long a warning is not repeated.
+const repeatQuiet = time.Minute
+
+type repeats struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// allow reports whether a warning with key may be passed on at now.
+func (r *repeats) allow(key string, now time.Time) bool {
+	if r == nil {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.last[key]; ok && now.Sub(t) < repeatQuiet {
+		return false
+	}
+	if r.last == nil || len(r.last) > 1024 {
+		r.last = map[string]time.Time{}
+	}
+	r.last[key] = now
+	return true
 }
 
 // gobgpRecord is a gobgp log record the announcer looks at.
@@ -86,22 +116,25 @@ func mapLevel(l slog.Level) slog.Level {
 }
 
 func (h *gobgpHandler) Handle(ctx context.Context, r slog.Record) error {
-	if observed[r.Message] && h.observe != nil {
-		rec := gobgpRecord{msg: r.Message, attrs: map[string]slog.Value{}}
-		for _, a := range h.seen {
-			rec.attrs[a.Key] = a.Value
-		}
-		r.Attrs(func(a slog.Attr) bool {
-			rec.attrs[a.Key] = a.Value
-			return true
-		})
-		h.observe(rec)
-	}
-	if r.Message == stopNoise {
+	level := mapLevel(r.Level)
+	if (!observed[r.Message] || h.observe == nil) && !h.inner.Enabled(ctx, level) {
 		return nil
 	}
-	level := mapLevel(r.Level)
-	if !h.inner.Enabled(ctx, level) {
+	rec := gobgpRecord{msg: r.Message, attrs: map[string]slog.Value{}}
+	for _, a := range h.seen {
+		rec.attrs[a.Key] = a.Value
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.attrs[a.Key] = a.Value
+		return true
+	})
+	if observed[r.Message] && h.observe != nil {
+		h.observe(rec)
+	}
+	if r.Message == stopNoise || !h.inner.Enabled(ctx, level) {
+		return nil
+	}
+	if level >= slog.LevelWarn && !h.repeats.allow(r.Message+"\x00"+rec.str("Key")+"\x00"+rec.str("Peer"), r.Time) {
 		return nil
 	}
 	out := slog.NewRecord(r.Time, level, r.Message, r.PC)

@@ -145,6 +145,7 @@ func (a *Announcer) Sessions() []SessionStatus {
 				s.BFDState = cmp.Or(bfdStates[st.BfdState.SessionState], "Down")
 			}
 			if st.SessionState == api.PeerState_SESSION_STATE_ESTABLISHED {
+				s.LastError = "" // (the event that clears it may not have arrived yet)
 				v4, v6 := negotiated(st)
 				if v4 {
 					s.PrefixesAdvertised += ps.routes4
