@@ -388,7 +388,7 @@ func TestLabBFD(t *testing.T) {
 		// Unequal timers: faster than the router's profile, and passive.
 		v6 := v6Peer()
 		v6.HoldTime = 240 * time.Second
-		v6.BFD = &BFD{ReceiveInterval: 100 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 5, Passive: true}
+		v6.BFD = &BFD{ReceiveInterval: 200 * time.Millisecond, TransmitInterval: 200 * time.Millisecond, DetectMultiplier: 5, Passive: true}
 		peers := []Peer{v4, v6}
 		paths := []Path{{Prefix: svc4, NextHop: nodeV4, Peers: []string{"rtr-v4", "rtr-v6"}}}
 		err := a.SetDesired(context.Background(), peers, paths)
@@ -413,7 +413,7 @@ func TestLabBFD(t *testing.T) {
 			p.ReceiveInterval != 300 || p.TransmitInterval != 300 || p.DetectMultiplier != 3 {
 			t.Errorf("router's BFD session with %s: %+v, want 300/300/3 on both sides", nodeV4, p)
 		}
-		if p := b[nodeV6.String()]; p.RemoteReceive != 100 || p.RemoteTransmit != 100 || p.RemoteMultiplier != 5 {
+		if p := b[nodeV6.String()]; p.RemoteReceive != 200 || p.RemoteTransmit != 200 || p.RemoteMultiplier != 5 {
 			t.Errorf("router's BFD session with %s: %+v, want the speaker's 100/100/5", nodeV6, p)
 		}
 		waitFor(t, 10*time.Second, "the router to have the path from both sessions", func() bool { return len(r.routes(t, svc4.String())) == 2 })

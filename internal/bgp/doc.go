@@ -80,7 +80,7 @@
 //     multiplier and the slower of its own receive interval and the router's
 //     transmit interval, and FRR adapts its transmit interval to gobgp's
 //     receive interval. Unequal profiles therefore work (tested: speaker
-//     100 ms x 5, router 300 ms x 3, no flap), but a router that asks for
+//     200 ms x 5, router 300 ms x 3, no flap), but a router that asks for
 //     fewer packets still gets the speaker's rate: keep the speaker
 //     profile's transmit interval at or above the router's receive
 //     interval.
