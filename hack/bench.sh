@@ -17,4 +17,7 @@ echo "== controller end to end on the real API server (10,000 Services; PORTICO_
 ./hack/bench-controller.sh
 
 echo "== lab: L2 announcement latency, failover on node death, speaker memory (TRIALS, SERVICES to change)"
-./hack/bench-lab.sh
+LAB_BENCH=l2 ./hack/bench-lab.sh
+
+echo "== lab: BGP route latency, node death with BFD and with the hold timer, a burst of up to 10,000 Services for 5 minutes (BGP_TRIALS, BGP_FAILOVER_TRIALS, BGP_SERVICES, BGP_SCALE_BUDGET to change)"
+./hack/bench-bgp.sh

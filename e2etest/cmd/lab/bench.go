@@ -25,20 +25,64 @@ func report(name string, value float64, unit string) {
 	fmt.Printf("BENCH %s %.3f %s\n", name, value, unit)
 }
 
-func reportDurations(name string, ds []time.Duration) {
+// reportDurations prints the median and the maximum of ds in ms.
+func reportDurations(name string, ds []time.Duration) { reportQuantiles(name, ds, 50) }
+
+// reportQuantiles prints the given percentiles (nearest rank above: p50 of
+// an even count is the upper median) and the maximum of ds in ms.
+func reportQuantiles(name string, ds []time.Duration, percents ...int) {
 	s := slices.Sorted(slices.Values(ds))
-	report(name+"_p50", s[len(s)/2].Seconds()*1000, "ms")
+	for _, p := range percents {
+		report(fmt.Sprintf("%s_p%d", name, p), s[min(len(s)*p/100, len(s)-1)].Seconds()*1000, "ms")
+	}
 	report(name+"_max", s[len(s)-1].Seconds()*1000, "ms")
 }
 
+// progress prints a line on stderr, where the benchmarks' progress goes.
+func progress(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+
+// bench runs the lab benchmark suites named in $LAB_BENCH (comma-separated;
+// default "l2,bgp"), each in a lab of its own: l2 takes the -trials and
+// -services flags, bgp its $BGP_* variables (bench_bgp.go).
 func bench(name string, nodes, trials, services int) error {
-	l, err := lab.Up(lab.Opts{Name: name + "-bench", Nodes: nodes, Progress: func(s string) { fmt.Fprintf(os.Stderr, "lab: %s\n", s) }})
+	suites := os.Getenv("LAB_BENCH")
+	if suites == "" {
+		suites = "l2,bgp"
+	}
+	for _, s := range strings.Split(suites, ",") {
+		var err error
+		switch strings.TrimSpace(s) {
+		case "l2":
+			err = benchL2(name, nodes, trials, services)
+		case "bgp":
+			err = benchBGP(name, nodes)
+		default:
+			err = fmt.Errorf("LAB_BENCH=%q: unknown suite %q (want l2, bgp or both, comma-separated)", suites, s)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchLab starts the lab of one suite and returns it with a context that
+// bounds the suite; done ends the context and tears the lab down.
+func benchLab(name string, nodes int, timeout time.Duration) (l *lab.Lab, ctx context.Context, done func(), err error) {
+	l, err = lab.Up(lab.Opts{Name: name, Nodes: nodes, Progress: func(s string) { progress("lab: %s", s) }})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	return l, ctx, func() { cancel(); _ = l.Down() }, nil
+}
+
+func benchL2(name string, nodes, trials, services int) error {
+	l, ctx, done, err := benchLab(name+"-bench", nodes, 20*time.Minute)
 	if err != nil {
 		return err
 	}
-	defer l.Down()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
+	defer done()
 	auto := true
 	if err := l.Client.Create(ctx, &porticov1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "bench"},
 		Spec: porticov1.IPAddressPoolSpec{AutoAssign: &auto, Addresses: []porticov1.AddressEntry{lab.PoolV4}}}); err != nil {
@@ -163,32 +207,9 @@ func benchMemory(ctx context.Context, l *lab.Lab, count int) error {
 		return err
 	}
 	start := time.Now()
-	work := make(chan int)
-	errc := make(chan error, 8)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for i := range work {
-				_, err := l.CreateService(ctx, fmt.Sprintf("mem-%d", i), lab.ServiceOpts{IPv6: true,
-					Annotations: map[string]string{"portico.dev/address-pool": "mem"}})
-				if err != nil {
-					select {
-					case errc <- err:
-					default:
-					}
-				}
-			}
-		})
-	}
-	for i := range count {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errc:
+	if _, err := createServices(ctx, l, count, time.Time{}, "mem-%d", lab.ServiceOpts{IPv6: true,
+		Annotations: map[string]string{"portico.dev/address-pool": "mem"}}); err != nil {
 		return err
-	default:
 	}
 	fmt.Fprintf(os.Stderr, "memory: %d Services created in %s\n", count, time.Since(start).Round(time.Millisecond))
 	for {
@@ -226,15 +247,52 @@ func benchMemory(ctx context.Context, l *lab.Lab, count int) error {
 	return nil
 }
 
-func vmHWM(pid int) (int, error) {
+func vmHWM(pid int) (int, error) { return procStatusKB(pid, "VmHWM") }
+
+// procStatusKB reads a kB field ("VmRSS", "VmHWM") of /proc/PID/status.
+func procStatusKB(pid int, field string) (int, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
 			return strconv.Atoi(f[1])
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// createServices creates Services 0, 1, ... count-1 named by format (with
+// %d) and o, eight at a time (the API server's ceiling on this machine). It
+// starts no new one after until (zero: no limit) and returns how many it
+// created, or the first error.
+func createServices(ctx context.Context, l *lab.Lab, count int, until time.Time, format string, o lab.ServiceOpts) (int, error) {
+	work := make(chan int)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range work {
+				if _, err := l.CreateService(ctx, fmt.Sprintf(format, i), o); err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	fed := 0
+	for ; fed < count && (until.IsZero() || time.Now().Before(until)); fed++ {
+		work <- fed
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return 0, err
+	default:
+		return fed, nil
+	}
 }
