@@ -66,7 +66,6 @@ and the exit code is 1 when there is any.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&opts.Namespace, "namespace", "portico-system", "the namespace Portico runs in (where Secret references without a namespace point)")
 	cmd.Flags().BoolVar(&opts.SkipOtherKinds, "skip-other-kinds", false, "pass over objects that are not Portico's instead of reporting them")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
 	return cmd

@@ -42,14 +42,15 @@ prints the same report for scripts.`,
 			if err != nil {
 				return err
 			}
-			st := s.errStyle()
-			if st.Color { // progress, on a terminal only
+			// progress, only when both outputs are a terminal
+			progress := s.errStyle().Color && s.OutTerminal
+			if progress {
 				fmt.Fprintf(s.Err, "reading from %s ...", cfg.Host)
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+time.Second)
 			defer cancel()
 			rep, err := statusview.Gather(ctx, cfg)
-			if st.Color {
+			if progress {
 				fmt.Fprint(s.Err, "\r\x1b[K")
 			}
 			if err != nil {
