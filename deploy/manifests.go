@@ -42,17 +42,17 @@ func RenderManifests(helm, root string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := map[string][]byte{InstallFile: append([]byte(header), out...)}
+	docs, err := sourceDocs(out)
+	if err != nil {
+		return nil, err
+	}
+	install := bytes.NewBufferString(header)
 	// One kustomize resource file per chart template (all CRDs in one).
 	var order []string
 	parts := map[string]*bytes.Buffer{}
-	for _, doc := range splitDocs(out) {
-		m := sourceLine.FindStringSubmatch(doc)
-		if m == nil {
-			return nil, fmt.Errorf("helm template printed a document without a # Source line:\n%s", doc)
-		}
-		name := path.Base(m[1])
-		if strings.HasPrefix(m[1], "portico/crds/") {
+	for _, d := range docs {
+		name := path.Base(d.source)
+		if strings.HasPrefix(d.source, "portico/crds/") {
 			name = "crds.yaml"
 		}
 		b := parts[name]
@@ -61,9 +61,11 @@ func RenderManifests(helm, root string) (map[string][]byte, error) {
 			parts[name] = b
 			order = append(order, name)
 		}
-		b.WriteString("---\n")
-		b.WriteString(doc)
+		for _, w := range []*bytes.Buffer{install, b} {
+			fmt.Fprintf(w, "---\n# Source: %s\n%s", d.source, d.body)
+		}
 	}
+	files := map[string][]byte{InstallFile: install.Bytes()}
 	var k strings.Builder
 	k.WriteString(strings.Replace(header, "(helm template)", "(helm template, one file per chart template)", 1))
 	k.WriteString("# Add this folder to your own kustomization's resources, and patch from there.\n")
@@ -76,15 +78,45 @@ func RenderManifests(helm, root string) (map[string][]byte, error) {
 	return files, nil
 }
 
-// splitDocs splits helm's output into its non-empty YAML documents, each ending
-// in a newline.
-func splitDocs(out []byte) []string {
-	var docs []string
+// doc is one object of helm's output and the chart file it came from.
+type doc struct{ source, body string }
+
+// sourceDocs splits helm's output into its objects. helm starts each with a
+// "# Source: FILE" line; for a file that starts with "---" itself (the CRDs)
+// that line stands alone in the document before.
+func sourceDocs(out []byte) ([]doc, error) {
+	var docs []doc
+	pending := ""
 	for _, d := range regexp.MustCompile(`(?m)^---[ \t]*$`).Split(string(out), -1) {
-		d = strings.Trim(d, "\n")
-		if strings.TrimSpace(d) != "" {
-			docs = append(docs, d+"\n")
+		source := ""
+		if m := sourceLine.FindStringSubmatch(d); m != nil {
+			source = m[1]
+			d = strings.Replace(d, m[0], "", 1)
+		}
+		d = strings.Trim(d, "\n") + "\n"
+		if onlyComments(d) {
+			if source != "" {
+				pending = source
+			}
+			continue
+		}
+		if source == "" {
+			source = pending
+		}
+		if source == "" {
+			return nil, fmt.Errorf("helm template printed a document without a # Source line:\n%s", d)
+		}
+		docs = append(docs, doc{source, d})
+		pending = ""
+	}
+	return docs, nil
+}
+
+func onlyComments(s string) bool {
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			return false
 		}
 	}
-	return docs
+	return true
 }

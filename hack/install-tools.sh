@@ -25,4 +25,4 @@ mkdir -p "$tools"
 start=$SECONDS
 GOBIN=$tools CGO_ENABLED=0 go install -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
 echo "$HELM_VERSION" >"$stamp"
-echo "tools: built $("$tools/helm" version --short) in $((SECONDS - start)) s"
+echo "tools: built helm $HELM_VERSION in $((SECONDS - start)) s"
