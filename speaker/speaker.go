@@ -361,7 +361,22 @@ func (s *Speaker) loop(ctx context.Context) {
 			}
 		}
 	}()
-	runOn(ctx, s.kick, 30*time.Second, s.recompute)
+	runOn(ctx, s.kick, 30*time.Second, func() {
+		start := time.Now()
+		s.recompute()
+		// Pace: a recompute covers every Service, so during a burst of
+		// changes recomputing after each one would cost time quadratic in
+		// the number of Services. Resting as long as the last recompute
+		// took lets the changes of that time coalesce into the next one
+		// (at most half the CPU), and costs nothing while recomputes are
+		// quick.
+		if took := time.Since(start); took > 10*time.Millisecond {
+			select {
+			case <-ctx.Done():
+			case <-time.After(took):
+			}
+		}
+	})
 }
 
 // watchBGP recomputes and rewrites status when a BGP session changes state
