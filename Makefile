@@ -27,6 +27,7 @@ generate:
 	go tool controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd
 	go tool controller-gen rbac:roleName=portico-controller paths=./controller/... output:rbac:artifacts:config=config/rbac/controller
 	go tool controller-gen rbac:roleName=portico-speaker paths=./speaker/... output:rbac:artifacts:config=config/rbac/speaker
+	go generate ./internal/crdschema
 	@$(MAKE) --no-print-directory fmt-generated
 
 fmt-generated:
