@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/portico-lb/portico/api/v1alpha1"
@@ -35,7 +34,7 @@ type ConfigReconciler struct {
 	reader      client.Reader // uncached, for the few Secrets peers name
 	st          *state
 	namespace   string
-	retry       chan event.GenericEvent // Services to reconcile again
+	retry       *retrier // Services to reconcile again
 	countsDirty *atomic.Bool
 }
 
@@ -114,9 +113,9 @@ func (r *ConfigReconciler) refresh(ctx context.Context) (config.Inputs, error) {
 	for _, m := range res.Moved {
 		keys = append(keys, m.Service)
 	}
-	keys = append(keys, r.st.waiting()...)
-	slices.Sort(keys)
-	enqueue(r.retry, slices.Compact(keys))
+	r.retry.add(keys...)
+	r.st.freed.Add(1)
+	r.retry.waiting()
 	return in, nil
 }
 

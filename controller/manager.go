@@ -59,6 +59,9 @@ type Options struct {
 	// status writes are the bottleneck and the API server takes them fastest
 	// with several writers.
 	Workers int
+	// WrapClient, when set, wraps the client the reconcilers read and write
+	// with (tests use it to inject API errors and delays).
+	WrapClient func(client.Client) client.Client
 }
 
 // Scheme returns a scheme with the Kubernetes and Portico types.
@@ -152,15 +155,20 @@ func orDefault(s, def string) string {
 func Setup(mgr manager.Manager, o Options) error {
 	st := newState()
 	dirty := &atomic.Bool{}
-	svcRetry := make(chan event.GenericEvent, 1024)
+	retry := newRetrier(st)
 	cfgKick := make(chan event.GenericEvent, 1)
 	rec := mgr.GetEventRecorderFor("portico-controller") //nolint:staticcheck // core/v1 events show in kubectl describe
-	sr := &ServiceReconciler{client: mgr.GetClient(), st: st, class: o.LBClass, rec: rec, countsDirty: dirty, retry: svcRetry}
-	cr := &ConfigReconciler{client: mgr.GetClient(), reader: mgr.GetAPIReader(), st: st, namespace: o.Namespace, retry: svcRetry, countsDirty: dirty}
+	c := mgr.GetClient()
+	if o.WrapClient != nil {
+		c = o.WrapClient(c)
+	}
+	sr := &ServiceReconciler{client: c, st: st, class: o.LBClass, rec: rec, countsDirty: dirty, retry: retry}
+	cr := &ConfigReconciler{client: c, reader: mgr.GetAPIReader(), st: st, namespace: o.Namespace, retry: retry, countsDirty: dirty}
 
 	err := ctrl.NewControllerManagedBy(mgr).Named("service").
 		For(&corev1.Service{}).
-		WatchesRawSource(source.Channel(svcRetry, &handler.EnqueueRequestForObject{})).
+		// Services waiting for an address, retried when one may be free.
+		WatchesRawSource(retry.source()).
 		// Pools pinned by namespace selector: a relabelled namespace may
 		// give its waiting Services a pool, or take one away.
 		// Only label changes: a new namespace has no Services yet, and at

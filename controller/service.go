@@ -11,11 +11,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/portico-lb/portico/internal/ipam"
@@ -38,7 +36,7 @@ type ServiceReconciler struct {
 	class       string
 	rec         record.EventRecorder
 	countsDirty *atomic.Bool
-	retry       chan event.GenericEvent
+	retry       *retrier
 }
 
 type svcEvent struct{ typ, reason, msg string }
@@ -75,12 +73,18 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, nil
 	}
 	rq.Service.NamespaceLabels = r.namespaceLabels(ctx, svc.Namespace)
+	freed := r.st.freed.Load()
 	ips, evs, reason, failure := r.ensure(svc, key, &rq)
 	for _, e := range evs {
 		r.rec.Event(svc, e.typ, e.reason, e.msg)
 	}
 	if failure != "" {
 		r.failed(svc, key, reason, failure)
+		if r.st.freed.Load() != freed {
+			// An address may have been freed while this one was tried,
+			// before it was noted as waiting: try again.
+			r.retry.add(key)
+		}
 	} else {
 		r.st.noteFailure(key, "")
 	}
@@ -104,20 +108,8 @@ func (r *ServiceReconciler) failed(svc *corev1.Service, key string, reason ipam.
 // released retries the Services waiting for an address, since one was freed.
 func (r *ServiceReconciler) released() {
 	r.countsDirty.Store(true)
-	enqueue(r.retry, r.st.waiting())
-}
-
-// enqueue sends reconcile requests for Service keys without blocking.
-func enqueue(ch chan event.GenericEvent, keys []string) {
-	if len(keys) == 0 {
-		return
-	}
-	go func() {
-		for _, k := range keys {
-			ns, name, _ := strings.Cut(k, "/")
-			ch <- event.GenericEvent{Object: &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}
-		}
-	}()
+	r.st.freed.Add(1)
+	r.retry.waiting()
 }
 
 // servicesIn maps a Namespace to the Services in it, from the cache.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/portico-lb/portico/internal/config"
 	"github.com/portico-lb/portico/internal/ipam"
@@ -16,6 +17,10 @@ type state struct {
 	alloc   *ipam.Allocator
 	builder config.Builder
 	ready   chan struct{} // closed once state is rebuilt from Service status
+	// freed counts the times an address may have become free (a release,
+	// new pools): a Service whose allocation failed while it changed is
+	// retried, since it may have missed the retry of the waiting Services.
+	freed atomic.Uint64
 
 	mu       sync.Mutex
 	cfg      *config.Config
