@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -59,8 +61,9 @@ type Options struct {
 	// status writes are the bottleneck and the API server takes them fastest
 	// with several writers.
 	Workers int
-	// WrapClient, when set, wraps the client the reconcilers read and write
-	// with (tests use it to inject API errors and delays).
+	// WrapClient, when set, wraps the client the reconcilers and the
+	// start-up rebuild read and write with (tests use it to inject API
+	// errors and delays).
 	WrapClient func(client.Client) client.Client
 }
 
@@ -195,7 +198,7 @@ func Setup(mgr manager.Manager, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(&rebuilder{cache: mgr.GetCache(), client: mgr.GetClient(), st: st, class: o.LBClass, cfg: cr}); err != nil {
+	if err := mgr.Add(&rebuilder{cache: mgr.GetCache(), client: c, st: st, class: o.LBClass, cfg: cr}); err != nil {
 		return err
 	}
 	if err := mgr.Add(&countsTicker{dirty: dirty, kick: cfgKick}); err != nil {
@@ -244,8 +247,24 @@ func (b *rebuilder) Start(ctx context.Context) error {
 		return fmt.Errorf("reading the configuration at start: %w", err)
 	}
 	var list corev1.ServiceList
-	if err := b.client.List(ctx, &list); err != nil {
-		return fmt.Errorf("listing Services at start: %w", err)
+	var nsList corev1.NamespaceList
+	// Without the namespaces' labels an address in a pool pinned to a
+	// namespace would look misplaced and be moved: read both or wait.
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		err := b.client.List(ctx, &list)
+		if err == nil {
+			err = b.client.List(ctx, &nsList)
+		}
+		if err == nil {
+			err = missingNamespace(list.Items, nsList.Items)
+		}
+		if err != nil {
+			log.FromContext(ctx).Error(err, "reading Services and namespaces at start; retrying")
+		}
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading Services and namespaces at start: %w", err)
 	}
 	svcs := make([]*corev1.Service, 0, len(list.Items))
 	for i := range list.Items {
@@ -261,11 +280,8 @@ func (b *rebuilder) Start(ctx context.Context) error {
 		return strings.Compare(x.Namespace+"/"+x.Name, y.Namespace+"/"+y.Name)
 	})
 	nsLabels := map[string]map[string]string{}
-	var nsList corev1.NamespaceList
-	if err := b.client.List(ctx, &nsList); err == nil {
-		for _, n := range nsList.Items {
-			nsLabels[n.Name] = n.Labels
-		}
+	for _, n := range nsList.Items {
+		nsLabels[n.Name] = n.Labels
 	}
 	for _, s := range svcs {
 		facts := ServiceFacts(s)
@@ -277,6 +293,21 @@ func (b *rebuilder) Start(ctx context.Context) error {
 		}
 	}
 	close(b.st.ready)
+	return nil
+}
+
+// missingNamespace reports a Service whose namespace is not in namespaces
+// (the cache has not seen it yet).
+func missingNamespace(svcs []corev1.Service, namespaces []corev1.Namespace) error {
+	known := make(map[string]bool, len(namespaces))
+	for _, n := range namespaces {
+		known[n.Name] = true
+	}
+	for _, s := range svcs {
+		if !known[s.Namespace] {
+			return fmt.Errorf("namespace %s of Service %s is not known yet", s.Namespace, s.Name)
+		}
+	}
 	return nil
 }
 

@@ -72,7 +72,14 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		r.failed(svc, key, ipam.ReasonInvalid, perr.Error()+"; the Service keeps its current addresses until this is fixed")
 		return reconcile.Result{}, nil
 	}
-	rq.Service.NamespaceLabels = r.namespaceLabels(ctx, svc.Namespace)
+	// Pools may be pinned to namespaces by label: without the labels the
+	// Service could look unwelcome in its own pool and be moved. Try again
+	// later instead; nothing changes meanwhile.
+	labels, err := r.namespaceLabels(ctx, svc.Namespace)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	rq.Service.NamespaceLabels = labels
 	freed := r.st.freed.Load()
 	ips, evs, reason, failure := r.ensure(svc, key, &rq)
 	for _, e := range evs {
@@ -127,12 +134,14 @@ func (r *ServiceReconciler) servicesIn(ctx context.Context, ns client.Object) []
 	return out
 }
 
-func (r *ServiceReconciler) namespaceLabels(ctx context.Context, ns string) map[string]string {
+// namespaceLabels returns the labels of namespace ns. Not found is an error
+// too: a Service's namespace exists, so the cache has not seen it yet.
+func (r *ServiceReconciler) namespaceLabels(ctx context.Context, ns string) (map[string]string, error) {
 	n := &corev1.Namespace{}
 	if err := r.client.Get(ctx, types.NamespacedName{Name: ns}, n); err != nil {
-		return nil
+		return nil, fmt.Errorf("reading the labels of namespace %s, which pools may be pinned to (the Service keeps its addresses and is retried): %w", ns, err)
 	}
-	return n.Labels
+	return n.Labels, nil
 }
 
 // stopHandling releases the addresses of a Service that is no longer ours and
