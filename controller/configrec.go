@@ -71,7 +71,7 @@ func (r *ConfigReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 	}
 	for i := range in.BGPPeers {
 		o := &in.BGPPeers[i]
-		if err := r.writeConditions(ctx, o, &o.Status.Conditions, o.Generation, cfg.ProblemsFor(config.KindBGPPeer, o.Name)); err != nil {
+		if err := r.writeConditions(ctx, o, &o.Status.Conditions, o.Generation, peerProblems(cfg, o, r.namespace)); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
@@ -135,7 +135,8 @@ func (r *ConfigReconciler) inputs(ctx context.Context) (config.Inputs, error) {
 }
 
 // readInputs lists every configuration object with list, and gets the Secrets
-// that peers name with get.
+// that peers name with get, in Portico's namespace only: a Secret named in
+// another namespace is never read (see peerProblems).
 func readInputs(ctx context.Context, list, get client.Reader, namespace string) (config.Inputs, error) {
 	in := config.Inputs{Namespace: namespace}
 	var pools v1.IPAddressPoolList
@@ -161,6 +162,9 @@ func readInputs(ctx context.Context, list, get client.Reader, namespace string) 
 		if ns == "" {
 			ns = namespace
 		}
+		if ns != namespace {
+			continue
+		}
 		var s corev1.Secret
 		err := get.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, &s)
 		switch {
@@ -180,6 +184,28 @@ func readInputs(ctx context.Context, list, get client.Reader, namespace string) 
 		}
 	}
 	return in, nil
+}
+
+// peerProblems returns the problems of peer p: those the configuration
+// reports, and a password Secret named in another namespace than Portico's.
+// Password Secrets live in Portico's namespace only: it is the one namespace
+// whose Secrets the controller and the speakers may read, so that neither can
+// read (or tell the existence of) a Secret anywhere else in the cluster.
+func peerProblems(cfg *config.Config, p *v1.BGPPeer, namespace string) []config.Problem {
+	problems := cfg.ProblemsFor(config.KindBGPPeer, p.Name)
+	ref := p.Spec.PasswordSecretRef
+	if ref == nil || ref.Namespace == "" || ref.Namespace == namespace {
+		return problems
+	}
+	// The Secret was not read: whatever the configuration says of it is moot.
+	problems = slices.DeleteFunc(slices.Clone(problems), func(pr config.Problem) bool {
+		return strings.HasPrefix(pr.Field, "spec.passwordSecretRef")
+	})
+	return append(problems, config.Problem{
+		Kind: config.KindBGPPeer, Name: p.Name, Field: "spec.passwordSecretRef.namespace", Reason: config.ReasonInvalid,
+		Message: fmt.Sprintf("the password Secret %s/%s is outside Portico's namespace %s, and Portico reads password Secrets only there (the speakers read passwords only from %s): move the Secret into namespace %s and clear spec.passwordSecretRef.namespace",
+			ref.Namespace, ref.Name, namespace, namespace, namespace),
+	})
 }
 
 // readyCondition turns an object's problems into its Ready condition.

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/portico-lb/portico/api/v1alpha1"
@@ -36,6 +37,12 @@ var ctxBG = context.Background()
 // It returns a stop function for tests that restart it.
 func run(t *testing.T, o controller.Options) (stop func()) {
 	t.Helper()
+	return runWith(t, cluster.Config, o)
+}
+
+// runWith is run with the client configuration cfg.
+func runWith(t *testing.T, cfg *rest.Config, o controller.Options) (stop func()) {
+	t.Helper()
 	if o.Namespace == "" {
 		o.Namespace = "default"
 	}
@@ -45,7 +52,7 @@ func run(t *testing.T, o controller.Options) (stop func()) {
 	case defaultClass:
 		o.LBClass = ""
 	}
-	mgr, err := controller.NewManager(cluster.Config, o)
+	mgr, err := controller.NewManager(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}

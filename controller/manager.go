@@ -40,7 +40,9 @@ type Options struct {
 	// LBClass is the loadBalancerClass handled; "" handles Services without one.
 	LBClass string
 	// Namespace is where Portico runs: the Lease, the webhook certificate
-	// Secret and Secret references without a namespace live there.
+	// Secret and the BGP password Secrets live there, and it is the only
+	// namespace whose Secrets the controller reads (a BGPPeer naming a
+	// Secret elsewhere is not Ready).
 	Namespace string
 	// LeaderElect turns on leader election with a Lease named LeaderElectionID
 	// in LeaderElectionNamespace (default Namespace).

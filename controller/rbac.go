@@ -1,17 +1,23 @@
 package controller
 
 // The controller's permissions, generated into config/rbac/controller by
-// `make generate`. Secrets: peers may name a password Secret in any
-// namespace (read only); the webhook certificate is written only in
-// Portico's own namespace.
+// `make generate`; controller/rbac_test.go names the code that needs each
+// one and runs the controller with exactly these.
 //
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups="",resources=services/status,verbs=update;patch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;update;patch
-// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
-// +kubebuilder:rbac:groups="",namespace=portico-system,resources=secrets,verbs=get;create;update
-// +kubebuilder:rbac:groups=portico.dev,resources=ipaddresspools;l2advertisements;bgpadvertisements;bgppeers;bfdprofiles;communities,verbs=get;list;watch
-// +kubebuilder:rbac:groups=portico.dev,resources=ipaddresspools/status;l2advertisements/status;bgpadvertisements/status;bgppeers/status,verbs=update;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=portico-system,resources=leases,verbs=get;create;update
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;patch
+// Reads of Services, namespaces and Portico's kinds go through the cache
+// (list and watch, never get). Secrets are read only in Portico's namespace,
+// by name: the BGP password Secrets (peers may not name a Secret elsewhere)
+// and the webhook certificate, the only Secret the controller writes. The
+// Lease and the ValidatingWebhookConfiguration are reachable only by name.
+//
+// +kubebuilder:rbac:groups="",resources=services,verbs=list;watch;patch
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=update
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=list;watch
+// +kubebuilder:rbac:groups="",namespace=portico-system,resources=secrets,verbs=get;create
+// +kubebuilder:rbac:groups="",namespace=portico-system,resources=secrets,resourceNames=portico-webhook-cert,verbs=update
+// +kubebuilder:rbac:groups=portico.dev,resources=ipaddresspools;l2advertisements;bgpadvertisements;bgppeers;bfdprofiles;communities,verbs=list;watch
+// +kubebuilder:rbac:groups=portico.dev,resources=ipaddresspools/status;l2advertisements/status;bgpadvertisements/status;bgppeers/status,verbs=update
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=portico-system,resources=leases,verbs=create
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=portico-system,resources=leases,resourceNames=portico-controller,verbs=get;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,resourceNames=portico-validating-webhook,verbs=get;patch

@@ -251,6 +251,7 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 	}
 	dec := admission.NewDecoder(Scheme())
 	var kind, name string
+	var peer *v1.BGPPeer
 	switch req.Kind.Kind {
 	case config.KindIPAddressPool:
 		var o v1.IPAddressPool
@@ -275,7 +276,7 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 		if err := dec.Decode(req, &o); err != nil {
 			return admission.Errored(http.StatusBadRequest, err)
 		}
-		in.BGPPeers, kind, name = upsert(in.BGPPeers, o, o.Name), req.Kind.Kind, o.Name
+		in.BGPPeers, kind, name, peer = upsert(in.BGPPeers, o, o.Name), req.Kind.Kind, o.Name, &o
 	case config.KindCommunity:
 		var o v1.Community
 		if err := dec.Decode(req, &o); err != nil {
@@ -286,7 +287,11 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 		return admission.Allowed("")
 	}
 	var b config.Builder
-	problems := b.Build(in).ProblemsFor(kind, name)
+	cfg := b.Build(in)
+	problems := cfg.ProblemsFor(kind, name)
+	if peer != nil {
+		problems = peerProblems(cfg, peer, v.namespace)
+	}
 	if len(problems) == 0 {
 		return admission.Allowed("")
 	}

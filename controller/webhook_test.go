@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	admregv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -17,24 +16,7 @@ import (
 func TestWebhookRefusesCrossObjectErrors(t *testing.T) {
 	pool(t, "wh-first", nil, "192.0.2.0/24")
 	const port = 19443
-	url := fmt.Sprintf("https://127.0.0.1:%d%s", port, controller.WebhookPath)
-	fail := admregv1.Fail
-	none := admregv1.SideEffectClassNone
-	vwc := &admregv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "portico-validating-webhook"},
-		Webhooks: []admregv1.ValidatingWebhook{{
-			Name:                    "validate.portico.dev",
-			ClientConfig:            admregv1.WebhookClientConfig{URL: &url},
-			FailurePolicy:           &fail,
-			SideEffects:             &none,
-			AdmissionReviewVersions: []string{"v1"},
-			Rules: []admregv1.RuleWithOperations{{
-				Operations: []admregv1.OperationType{admregv1.Create, admregv1.Update},
-				Rule: admregv1.Rule{APIGroups: []string{"portico.dev"}, APIVersions: []string{"v1alpha1"},
-					Resources: []string{"ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers", "communities"}},
-			}},
-		}},
-	}
+	vwc := webhookConfig(port)
 	if err := cluster.Client.Create(ctxBG, vwc); err != nil {
 		t.Fatal(err)
 	}
@@ -44,16 +26,7 @@ func TestWebhookRefusesCrossObjectErrors(t *testing.T) {
 	t.Cleanup(func() { _ = cluster.Client.Delete(ctxBG, vwc) })
 
 	// The controller created its certificate Secret and set the caBundle.
-	eventually(t, func() string {
-		cur := &admregv1.ValidatingWebhookConfiguration{}
-		if err := cluster.Client.Get(ctxBG, types.NamespacedName{Name: vwc.Name}, cur); err != nil {
-			return err.Error()
-		}
-		if len(cur.Webhooks[0].ClientConfig.CABundle) == 0 {
-			return "caBundle not set"
-		}
-		return ""
-	})
+	waitCABundle(t, vwc.Name)
 	var secret corev1.Secret
 	if err := cluster.Client.Get(ctxBG, types.NamespacedName{Namespace: "default", Name: "portico-webhook-cert"}, &secret); err != nil {
 		t.Fatalf("certificate Secret: %v", err)

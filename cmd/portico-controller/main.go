@@ -25,7 +25,7 @@ func main() {
 	// --kubeconfig is registered by controller-runtime: a kubeconfig file;
 	// empty uses $KUBECONFIG or the in-cluster configuration.
 	flag.StringVar(&o.LBClass, "lb-class", "", "handle Services with exactly this spec.loadBalancerClass; empty handles Services without a class")
-	flag.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "portico-system"), "namespace Portico runs in (Lease, webhook certificate, default for Secret references)")
+	flag.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "portico-system"), "namespace Portico runs in: its Lease and webhook certificate, and the only namespace whose Secrets it reads (BGPPeer password Secrets must be here)")
 	flag.BoolVar(&o.LeaderElect, "leader-elect", true, "elect a leader with a Lease, so only one replica allocates (two processes allocating from one pool would hand out the same IP twice); --leader-elect=false only for a single process, e.g. a test")
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default --namespace)")
 	flag.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables")

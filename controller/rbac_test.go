@@ -1,0 +1,552 @@
+package controller_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	admregv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	clientfeatures "k8s.io/client-go/features"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	v1 "github.com/portico-lb/portico/api/v1alpha1"
+	"github.com/portico-lb/portico/controller"
+	"github.com/portico-lb/portico/internal/testcluster"
+)
+
+// grant is one verb on one resource that a role gives, in Portico's
+// namespace only when Namespaced, on the object Name only when set.
+type grant struct {
+	Namespaced bool
+	Group      string
+	Resource   string
+	Verb       string
+	Name       string
+}
+
+func (g grant) String() string {
+	where := "cluster-wide"
+	if g.Namespaced {
+		where = "in " + porticoNamespace
+	}
+	group := g.Group
+	if group == "" {
+		group = "core"
+	}
+	name := ""
+	if g.Name != "" {
+		name = " " + g.Name
+	}
+	return fmt.Sprintf("%s %s/%s%s %s", g.Verb, group, g.Resource, name, where)
+}
+
+// porticoNamespace is the namespace the generated Role names.
+const porticoNamespace = "portico-system"
+
+// need says why the controller's code needs a grant, and whether the run in
+// TestControllerRunsWithItsRole makes such a request.
+type need struct {
+	grant
+	code      string
+	exercised bool
+}
+
+// Names fixed by the defaults (Options, WebhookOptions) and so in the role.
+const (
+	leaseName   = "portico-controller"
+	certSecret  = "portico-webhook-cert"
+	webhookName = "portico-validating-webhook"
+)
+
+var porticoKinds = []string{"bfdprofiles", "bgpadvertisements", "bgppeers", "communities", "ipaddresspools", "l2advertisements"}
+
+// controllerNeeds is every grant of config/rbac/controller/role.yaml with the
+// code that needs it. A grant not in this table is one no code uses: remove
+// its marker from controller/rbac.go (and run make generate).
+func controllerNeeds() []need {
+	n := []need{
+		{grant{false, "", "services", "list", ""}, "the cache's Service informer: ServiceReconciler, rebuilder (reads go through the cache, never a get)", true},
+		{grant{false, "", "services", "watch", ""}, "the cache's Service informer", true},
+		{grant{false, "", "services/status", "update", ""}, "ServiceReconciler.update: Status().Update writes ingress and the pool annotation", true},
+		{grant{false, "", "services", "patch", ""}, "ServiceReconciler.update: Patch of the pool annotation, on API servers that drop metadata changes made through the status subresource", false},
+		{grant{false, "", "events", "create", ""}, "the event recorder: events on Services (and on the Lease by leader election)", true},
+		{grant{false, "", "events", "patch", ""}, "the event recorder: a repeated event is counted on the existing one with a patch", true},
+		{grant{false, "", "namespaces", "list", ""}, "the cache's Namespace informer: namespace labels for pinned pools (ServiceReconciler.namespaceLabels, rebuilder)", true},
+		{grant{false, "", "namespaces", "watch", ""}, "the cache's Namespace informer: relabelled namespaces requeue their Services", true},
+		{grant{true, "", "secrets", "get", ""}, "readInputs: the BGPPeer password Secrets (uncached, by name, only in Portico's namespace); ensureCert: the webhook certificate", true},
+		{grant{true, "", "secrets", "create", ""}, "ensureCert: the webhook certificate Secret when it is missing (create cannot be limited by name)", true},
+		{grant{true, "", "secrets", "update", certSecret}, "ensureCert: renewing the webhook certificate", true},
+		{grant{true, "coordination.k8s.io", "leases", "create", ""}, "leader election: the Lease when it is missing", true},
+		{grant{true, "coordination.k8s.io", "leases", "get", leaseName}, "leader election: reading the Lease", true},
+		{grant{true, "coordination.k8s.io", "leases", "update", leaseName}, "leader election: acquiring and renewing the Lease", true},
+		{grant{false, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "get", webhookName}, "patchCABundle: reading the caBundle", true},
+		{grant{false, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch", webhookName}, "patchCABundle: setting the caBundle", true},
+	}
+	for _, k := range porticoKinds {
+		n = append(n,
+			need{grant{false, "portico.dev", k, "list", ""}, "the cache's informers (ConfigReconciler) and the webhook's uncached reads (readInputs)", true},
+			need{grant{false, "portico.dev", k, "watch", ""}, "the cache's informers: ConfigReconciler", true})
+	}
+	for _, k := range []string{"ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers"} {
+		n = append(n, need{grant{false, "portico.dev", k + "/status", "update", ""}, "ConfigReconciler.writeConditions and writePool: Status().Update", true})
+	}
+	return n
+}
+
+// controllerGrants reads config/rbac/controller/role.yaml into grants.
+func controllerGrants(t *testing.T) (grants []grant, cr *rbacv1.ClusterRole, role *rbacv1.Role) {
+	t.Helper()
+	root, err := testcluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "config/rbac/controller/role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range bytes.Split(data, []byte("\n---")) {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			t.Fatal(err)
+		}
+		var rules []rbacv1.PolicyRule
+		namespaced := false
+		switch meta.Kind {
+		case "":
+			continue
+		case "ClusterRole":
+			cr = &rbacv1.ClusterRole{}
+			if err := yaml.Unmarshal(doc, cr); err != nil {
+				t.Fatal(err)
+			}
+			rules = cr.Rules
+		case "Role":
+			role = &rbacv1.Role{}
+			if err := yaml.Unmarshal(doc, role); err != nil {
+				t.Fatal(err)
+			}
+			if role.Namespace != porticoNamespace {
+				t.Fatalf("the Role is in namespace %q, want %s", role.Namespace, porticoNamespace)
+			}
+			rules, namespaced = role.Rules, true
+		default:
+			t.Fatalf("unexpected kind %s in role.yaml", meta.Kind)
+		}
+		for _, r := range rules {
+			if len(r.NonResourceURLs) > 0 {
+				t.Errorf("non-resource rule %v: no code needs it", r)
+			}
+			names := r.ResourceNames
+			if len(names) == 0 {
+				names = []string{""}
+			}
+			for _, g := range r.APIGroups {
+				for _, res := range r.Resources {
+					for _, v := range r.Verbs {
+						for _, n := range names {
+							grants = append(grants, grant{namespaced, g, res, v, n})
+						}
+					}
+				}
+			}
+		}
+	}
+	if cr == nil || role == nil {
+		t.Fatal("role.yaml lacks the ClusterRole or the Role")
+	}
+	return grants, cr, role
+}
+
+// TestControllerRoleMatchesItsTable fails on any grant of the generated role
+// that no code needs, and on any need the role does not grant.
+func TestControllerRoleMatchesItsTable(t *testing.T) {
+	grants, _, _ := controllerGrants(t)
+	needs := controllerNeeds()
+	for _, g := range grants {
+		if !slices.ContainsFunc(needs, func(n need) bool { return n.grant == g }) {
+			t.Errorf("config/rbac/controller/role.yaml grants %s, which no code needs: drop it from controller/rbac.go and run make generate", g)
+		}
+	}
+	for _, n := range needs {
+		if !slices.Contains(grants, n.grant) {
+			t.Errorf("%s needs %s, which config/rbac/controller/role.yaml does not grant", n.code, n.grant)
+		}
+	}
+}
+
+// apiRequest is one request the controller made, as RBAC sees it.
+type apiRequest struct {
+	verb, group, resource, namespace, name string
+	code                                   int
+}
+
+// recorder records the resource requests made through it.
+type recorder struct {
+	next http.RoundTripper
+	mu   *sync.Mutex
+	reqs *[]apiRequest
+}
+
+func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	if a, ok := parseRequest(req); ok && err == nil {
+		a.code = resp.StatusCode
+		r.mu.Lock()
+		*r.reqs = append(*r.reqs, a)
+		r.mu.Unlock()
+	}
+	return resp, err
+}
+
+// parseRequest tells the verb, resource, namespace and name of a resource
+// request, as the API server's authorizer does.
+func parseRequest(req *http.Request) (apiRequest, bool) {
+	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	var a apiRequest
+	switch {
+	case len(parts) >= 3 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) >= 4 && parts[0] == "apis":
+		a.group, parts = parts[1], parts[3:]
+	default:
+		return a, false // discovery, version, openapi
+	}
+	if len(parts) >= 3 && parts[0] == "namespaces" {
+		a.namespace, parts = parts[1], parts[2:]
+	}
+	a.resource = parts[0]
+	if len(parts) > 1 {
+		a.name = parts[1]
+	}
+	if len(parts) > 2 {
+		a.resource += "/" + parts[2]
+	}
+	q := req.URL.Query()
+	switch req.Method {
+	case http.MethodGet:
+		switch {
+		case a.name != "":
+			a.verb = "get"
+		case q.Get("watch") == "true" || q.Get("watch") == "1":
+			a.verb = "watch"
+		default:
+			a.verb = "list"
+		}
+		if sel, err := fields.ParseSelector(q.Get("fieldSelector")); a.name == "" && err == nil {
+			a.name, _ = sel.RequiresExactMatch("metadata.name")
+		}
+	case http.MethodPost:
+		a.verb = "create"
+	case http.MethodPut:
+		a.verb = "update"
+	case http.MethodPatch:
+		a.verb = "patch"
+	case http.MethodDelete:
+		a.verb = "delete"
+	}
+	return a, true
+}
+
+// allows says whether grant g covers request a.
+func (g grant) allows(a apiRequest) bool {
+	return g.Verb == a.verb && g.Group == a.group && g.Resource == a.resource &&
+		(!g.Namespaced || a.namespace == porticoNamespace) && (g.Name == "" || g.Name == a.name)
+}
+
+// asController returns a client configuration that acts as the ServiceAccount
+// bound to the generated roles, and records its requests.
+func asController(t *testing.T, cr *rbacv1.ClusterRole, role *rbacv1.Role) (*rest.Config, func() []apiRequest) {
+	t.Helper()
+	const sa = "portico-controller"
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: porticoNamespace}}
+	if err := cluster.Client.Create(ctxBG, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: porticoNamespace}}
+	objs := []client.Object{
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: porticoNamespace, Name: sa}},
+		cr, role,
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: cr.Name}, Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: cr.Name}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: porticoNamespace, Name: role.Name}, Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}},
+	}
+	for _, o := range objs {
+		if err := cluster.Client.Create(ctxBG, o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cluster.Client.Delete(ctxBG, o) })
+	}
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + porticoNamespace + ":" + sa}
+	// What cannot be reached.
+	plain, err := client.New(cfg, client.Options{Scheme: cluster.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"default", "kube-system"} {
+		if err := plain.Get(ctxBG, types.NamespacedName{Namespace: ns, Name: "anything"}, &corev1.Secret{}); !apierrors.IsForbidden(err) {
+			t.Errorf("reading a Secret in namespace %s as the controller: %v, want forbidden", ns, err)
+		}
+	}
+	if err := plain.Patch(ctxBG, &admregv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "someone-elses"}},
+		client.RawPatch(types.MergePatchType, []byte(`{}`))); !apierrors.IsForbidden(err) {
+		t.Errorf("patching another ValidatingWebhookConfiguration as the controller: %v, want forbidden", err)
+	}
+	if err := plain.Update(ctxBG, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kubernetes"}}); !apierrors.IsForbidden(err) {
+		t.Errorf("updating a Service as the controller: %v, want forbidden", err)
+	}
+	var mu sync.Mutex
+	var reqs []apiRequest
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return recorder{next: rt, mu: &mu, reqs: &reqs} })
+	return cfg, func() []apiRequest {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(reqs)
+	}
+}
+
+// TestControllerRunsWithItsRole runs the controller as a ServiceAccount bound
+// to exactly the generated roles through allocation, status, events, peers
+// and their password Secrets, the webhook and its certificate, and leader
+// election: nothing is refused, every grant the table marks exercised is
+// used, and a Secret outside Portico's namespace stays out of reach.
+func TestControllerRunsWithItsRole(t *testing.T) {
+	_, cr, role := controllerGrants(t)
+	cfg, requests := asController(t, cr, role)
+	plainLists(t)
+
+	// Peers: one with its password Secret in Portico's namespace, one
+	// naming a Secret elsewhere (which exists).
+	secret := func(ns, name string) {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string][]byte{"password": []byte("hunter2")}}
+		if err := cluster.Client.Create(ctxBG, s); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cluster.Client.Delete(ctxBG, s) })
+	}
+	secret(porticoNamespace, "rbac-peer-password")
+	secret("default", "rbac-peer-elsewhere")
+	peer := func(name string, ref *v1.SecretKeyRef) {
+		p := &v1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: v1.BGPPeerSpec{MyASN: 64500, PeerASN: 64501, PeerAddress: "198.51.100.1", PasswordSecretRef: ref}}
+		if err := cluster.Client.Create(ctxBG, p); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cluster.Client.Delete(ctxBG, p) })
+	}
+	peer("rbac-home", &v1.SecretKeyRef{Name: "rbac-peer-password"})
+	peer("rbac-away", &v1.SecretKeyRef{Namespace: "default", Name: "rbac-peer-elsewhere"})
+	pool(t, "rbac", nil, "192.0.2.0/29")
+	for _, o := range []client.Object{
+		&v1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "rbac"}, Spec: v1.L2AdvertisementSpec{PoolAndNodeSelection: v1.PoolAndNodeSelection{IPAddressPools: []string{"rbac"}}}},
+		&v1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "rbac"}, Spec: v1.BGPAdvertisementSpec{PoolAndNodeSelection: v1.PoolAndNodeSelection{IPAddressPools: []string{"rbac"}}}},
+	} {
+		if err := cluster.Client.Create(ctxBG, o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cluster.Client.Delete(ctxBG, o) })
+	}
+
+	const port = 19444
+	vwc := webhookConfig(port)
+	if err := cluster.Client.Create(ctxBG, vwc); err != nil {
+		t.Fatal(err)
+	}
+	o := controller.Options{Namespace: porticoNamespace, LeaderElect: true,
+		Webhook: controller.WebhookOptions{Enabled: true, Port: port, Hosts: []string{"127.0.0.1"}}}
+	stop := runWith(t, cfg, o)
+	t.Cleanup(func() { _ = cluster.Client.Delete(ctxBG, vwc) })
+
+	// Allocation, status, events; a flip back and forth repeats an event.
+	ns := namespace(t, nil)
+	service(t, ns, "web", nil)
+	waitIPs(t, ns, "web", "192.0.2.0")
+	cls := class(t)
+	flip := func(lb bool) {
+		update(t, ns, "web", func(s *corev1.Service) {
+			if lb {
+				s.Spec.Type, s.Spec.LoadBalancerClass, s.Spec.AllocateLoadBalancerNodePorts = corev1.ServiceTypeLoadBalancer, &cls, ptr(false)
+			} else {
+				s.Spec.Type, s.Spec.LoadBalancerClass, s.Spec.AllocateLoadBalancerNodePorts = corev1.ServiceTypeClusterIP, nil, nil
+			}
+		})
+	}
+	flip(false)
+	waitIPs(t, ns, "web")
+	flip(true)
+	waitIPs(t, ns, "web", "192.0.2.0")
+	eventually(t, func() string {
+		for _, e := range events(t, ns, "web") {
+			if e.Reason == controller.EventIPAllocated && e.Count >= 2 {
+				return ""
+			}
+		}
+		return "the repeated IPAllocated event is not counted yet"
+	})
+
+	// Peer conditions: the Secret at home is found, the one away is refused
+	// with what to do.
+	eventually(t, func() string {
+		home, away := peerReady(t, "rbac-home"), peerReady(t, "rbac-away")
+		if home.Status != metav1.ConditionTrue {
+			return fmt.Sprintf("rbac-home: %+v", home)
+		}
+		if away.Status != metav1.ConditionFalse || !strings.Contains(away.Message, "move the Secret into namespace "+porticoNamespace) ||
+			!strings.Contains(away.Message, "default/rbac-peer-elsewhere") {
+			return fmt.Sprintf("rbac-away: %+v", away)
+		}
+		return ""
+	})
+
+	// The webhook: caBundle set, a valid pool accepted (the webhook reads
+	// the configuration), a peer naming a Secret elsewhere refused.
+	waitCABundle(t, webhookName)
+	eventually(t, func() string {
+		p := &v1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "rbac-second"}, Spec: v1.IPAddressPoolSpec{Addresses: []v1.AddressEntry{"198.51.100.0/29"}}}
+		if err := cluster.Client.Create(ctxBG, p); err != nil {
+			return "creating a valid pool through the webhook: " + err.Error()
+		}
+		t.Cleanup(func() { _ = cluster.Client.Delete(ctxBG, p) })
+		return ""
+	})
+	away := &v1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "rbac-away-2"},
+		Spec: v1.BGPPeerSpec{MyASN: 64500, PeerASN: 64501, PeerAddress: "198.51.100.2", PasswordSecretRef: &v1.SecretKeyRef{Namespace: "default", Name: "rbac-peer-elsewhere"}}}
+	if err := cluster.Client.Create(ctxBG, away); err == nil {
+		_ = cluster.Client.Delete(ctxBG, away)
+		t.Error("the webhook accepted a peer whose password Secret is outside Portico's namespace")
+	} else if !strings.Contains(err.Error(), "move the Secret into namespace "+porticoNamespace) {
+		t.Errorf("refusing a peer whose password Secret is elsewhere: %v", err)
+	}
+
+	// A restart with a certificate that must be renewed.
+	stop()
+	var cert corev1.Secret
+	if err := cluster.Client.Get(ctxBG, types.NamespacedName{Namespace: porticoNamespace, Name: certSecret}, &cert); err != nil {
+		t.Fatal(err)
+	}
+	cert.Data["tls.crt"] = []byte("not a certificate")
+	if err := cluster.Client.Update(ctxBG, &cert); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Client.Delete(ctxBG, &cert) })
+	runWith(t, cfg, o)
+	eventually(t, func() string {
+		var now corev1.Secret
+		if err := cluster.Client.Get(ctxBG, client.ObjectKeyFromObject(&cert), &now); err != nil {
+			return err.Error()
+		}
+		if string(now.Data["tls.crt"]) == "not a certificate" {
+			return "the certificate was not renewed"
+		}
+		return ""
+	})
+	service(t, ns, "after", nil)
+	waitIPs(t, ns, "after", "192.0.2.1")
+
+	reqs := requests()
+	for _, a := range reqs {
+		if a.code == http.StatusForbidden {
+			t.Errorf("the API server refused %s %s/%s %q in namespace %q", a.verb, a.group, a.resource, a.name, a.namespace)
+		}
+	}
+	for _, n := range controllerNeeds() {
+		used := slices.ContainsFunc(reqs, func(a apiRequest) bool { return a.code != http.StatusForbidden && n.allows(a) })
+		if n.exercised && !used {
+			t.Errorf("the run never used %s (%s)", n.grant, n.code)
+		}
+		if !n.exercised && used {
+			t.Logf("the run used %s, which the table marks not exercised", n.grant)
+		}
+	}
+	if t.Failed() {
+		for _, a := range reqs {
+			t.Logf("request: %+v", a)
+		}
+	}
+}
+
+// plainLists makes informers fill their caches with a list, as
+// cmd/portico-controller does, for the rest of the test.
+func plainLists(t *testing.T) {
+	g, ok := clientfeatures.FeatureGates().(interface {
+		Set(clientfeatures.Feature, bool) error
+	})
+	if !ok {
+		t.Fatal("client-go's feature gates cannot be set")
+	}
+	was := clientfeatures.FeatureGates().Enabled(clientfeatures.WatchListClient)
+	if err := g.Set(clientfeatures.WatchListClient, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Set(clientfeatures.WatchListClient, was) })
+}
+
+func peerReady(t *testing.T, name string) metav1.Condition {
+	t.Helper()
+	var p v1.BGPPeer
+	if err := cluster.Client.Get(ctxBG, types.NamespacedName{Name: name}, &p); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == "Ready" {
+			return c
+		}
+	}
+	return metav1.Condition{}
+}
+
+// webhookConfig is a ValidatingWebhookConfiguration named webhookName that
+// sends Portico's kinds to 127.0.0.1:port.
+func webhookConfig(port int) *admregv1.ValidatingWebhookConfiguration {
+	url := fmt.Sprintf("https://127.0.0.1:%d%s", port, controller.WebhookPath)
+	fail := admregv1.Fail
+	none := admregv1.SideEffectClassNone
+	return &admregv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: webhookName},
+		Webhooks: []admregv1.ValidatingWebhook{{
+			Name:                    "validate.portico.dev",
+			ClientConfig:            admregv1.WebhookClientConfig{URL: &url},
+			FailurePolicy:           &fail,
+			SideEffects:             &none,
+			AdmissionReviewVersions: []string{"v1"},
+			Rules: []admregv1.RuleWithOperations{{
+				Operations: []admregv1.OperationType{admregv1.Create, admregv1.Update},
+				Rule: admregv1.Rule{APIGroups: []string{"portico.dev"}, APIVersions: []string{"v1alpha1"},
+					Resources: []string{"ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers", "communities"}},
+			}},
+		}},
+	}
+}
+
+// waitCABundle waits until every webhook of the named configuration has a
+// caBundle.
+func waitCABundle(t *testing.T, name string) {
+	t.Helper()
+	eventually(t, func() string {
+		cur := &admregv1.ValidatingWebhookConfiguration{}
+		if err := cluster.Client.Get(ctxBG, types.NamespacedName{Name: name}, cur); err != nil {
+			return err.Error()
+		}
+		for _, w := range cur.Webhooks {
+			if len(w.ClientConfig.CABundle) == 0 {
+				return "caBundle not set"
+			}
+		}
+		return ""
+	})
+}
