@@ -500,7 +500,9 @@ func TestBGPBFD(t *testing.T) {
 	for {
 		var p porticov1.BGPPeer
 		if err := theLab.Client.Get(ctx, client.ObjectKey{Name: "tor-bfd"}, &p); err == nil &&
-			slices.ContainsFunc(p.Status.Conditions, func(c metav1.Condition) bool { return strings.Contains(c.Message, `BFDProfile "bgp-bfd" does not exist`) }) {
+			slices.ContainsFunc(p.Status.Conditions, func(c metav1.Condition) bool {
+				return strings.Contains(c.Message, `BFDProfile "bgp-bfd" does not exist`)
+			}) {
 			break
 		}
 		select {
