@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	v1 "github.com/portico-lb/portico/api/v1alpha1"
 	"github.com/portico-lb/portico/controller"
@@ -43,6 +44,16 @@ func run(t *testing.T, o controller.Options) (stop func()) {
 // runWith is run with the client configuration cfg.
 func runWith(t *testing.T, cfg *rest.Config, o controller.Options) (stop func()) {
 	t.Helper()
+	mgr, err := newManager(t, cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start(t, mgr)
+}
+
+// newManager is controller.NewManager with the tests' defaults: namespace
+// default and the test's own loadBalancerClass.
+func newManager(t *testing.T, cfg *rest.Config, o controller.Options) (manager.Manager, error) {
 	if o.Namespace == "" {
 		o.Namespace = "default"
 	}
@@ -52,10 +63,11 @@ func runWith(t *testing.T, cfg *rest.Config, o controller.Options) (stop func())
 	case defaultClass:
 		o.LBClass = ""
 	}
-	mgr, err := controller.NewManager(cfg, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return controller.NewManager(cfg, o)
+}
+
+// start starts mgr and stops it when the test ends; stop stops it sooner.
+func start(t *testing.T, mgr manager.Manager) (stop func()) {
 	ctx, cancel := context.WithCancel(ctxBG)
 	var wg sync.WaitGroup
 	wg.Add(1)

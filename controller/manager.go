@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"strings"
@@ -63,9 +64,9 @@ type Options struct {
 	// status writes are the bottleneck and the API server takes them fastest
 	// with several writers.
 	Workers int
-	// WrapClient, when set, wraps the client the reconcilers and the
-	// start-up rebuild read and write with (tests use it to inject API
-	// errors and delays).
+	// WrapClient, when set, wraps the clients the reconcilers, the start-up
+	// rebuild and the webhook certificate keeper read and write with (tests
+	// use it to inject API errors and delays).
 	WrapClient func(client.Client) client.Client
 }
 
@@ -126,11 +127,15 @@ func NewManager(cfg *rest.Config, o Options) (manager.Manager, error) {
 		},
 		Controller: crcontrollerConfig(),
 	}
+	var keeper *certKeeper
 	if o.Webhook.Enabled {
-		if err := o.Webhook.defaults(o.Namespace); err != nil {
-			return nil, err
-		}
-		mo.WebhookServer = webhook.NewServer(webhook.Options{Port: o.Webhook.Port, CertDir: o.Webhook.CertDir})
+		o.Webhook.defaults(o.Namespace)
+		keeper = newCertKeeper(o.Namespace, o.Webhook)
+		// Served from memory: a renewed certificate is served at once,
+		// without files or a restart.
+		mo.WebhookServer = webhook.NewServer(webhook.Options{Port: o.Webhook.Port, TLSOpts: []func(*tls.Config){
+			func(c *tls.Config) { c.GetCertificate = keeper.getCertificate },
+		}})
 	}
 	mgr, err := ctrl.NewManager(cfg, mo)
 	if err != nil {
@@ -138,6 +143,11 @@ func NewManager(cfg *rest.Config, o Options) (manager.Manager, error) {
 	}
 	if err := Setup(mgr, o); err != nil {
 		return nil, err
+	}
+	if keeper != nil {
+		if err := setupWebhook(mgr, o, keeper); err != nil {
+			return nil, err
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
@@ -155,8 +165,8 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// Setup adds Portico's controllers, the start-up rebuild and, if enabled, the
-// webhook to mgr.
+// Setup adds Portico's controllers and the start-up rebuild to mgr (NewManager
+// adds the webhook, whose server it configures).
 func Setup(mgr manager.Manager, o Options) error {
 	st := newState()
 	dirty := &atomic.Bool{}
@@ -203,13 +213,7 @@ func Setup(mgr manager.Manager, o Options) error {
 	if err := mgr.Add(&rebuilder{cache: mgr.GetCache(), client: c, st: st, class: o.LBClass, cfg: cr}); err != nil {
 		return err
 	}
-	if err := mgr.Add(&countsTicker{dirty: dirty, kick: cfgKick}); err != nil {
-		return err
-	}
-	if o.Webhook.Enabled {
-		return setupWebhook(mgr, o)
-	}
-	return nil
+	return mgr.Add(&countsTicker{dirty: dirty, kick: cfgKick})
 }
 
 // updatesOnly passes update events and nothing else.

@@ -7,7 +7,8 @@ package controller
 // Reads of Services, namespaces and Portico's kinds go through the cache
 // (list and watch, never get). Secrets are read only in Portico's namespace,
 // by name: the BGP password Secrets (peers may not name a Secret elsewhere)
-// and the webhook certificate, the only Secret the controller writes. The
+// and the webhook certificate, the only Secret the controller writes or
+// watches (by name, to pick up another replica's renewal at once). The
 // Lease and the ValidatingWebhookConfiguration are reachable only by name.
 //
 // +kubebuilder:rbac:groups="",resources=services,verbs=list;watch;patch
@@ -15,7 +16,7 @@ package controller
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=list;watch
 // +kubebuilder:rbac:groups="",namespace=portico-system,resources=secrets,verbs=get;create
-// +kubebuilder:rbac:groups="",namespace=portico-system,resources=secrets,resourceNames=portico-webhook-cert,verbs=update
+// +kubebuilder:rbac:groups="",namespace=portico-system,resources=secrets,resourceNames=portico-webhook-cert,verbs=list;watch;update
 // +kubebuilder:rbac:groups=portico.dev,resources=ipaddresspools;l2advertisements;bgpadvertisements;bgppeers;bfdprofiles;communities,verbs=list;watch
 // +kubebuilder:rbac:groups=portico.dev,resources=ipaddresspools/status;l2advertisements/status;bgpadvertisements/status;bgppeers/status,verbs=update
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=portico-system,resources=leases,verbs=create

@@ -87,14 +87,16 @@ func controllerNeeds() []need {
 		{grant{false, "", "events", "patch", ""}, "the event recorder: a repeated event is counted on the existing one with a patch", true},
 		{grant{false, "", "namespaces", "list", ""}, "the cache's Namespace informer: namespace labels for pinned pools (ServiceReconciler.namespaceLabels, rebuilder)", true},
 		{grant{false, "", "namespaces", "watch", ""}, "the cache's Namespace informer: relabelled namespaces requeue their Services", true},
-		{grant{true, "", "secrets", "get", ""}, "readInputs: the BGPPeer password Secrets (uncached, by name, only in Portico's namespace); ensureCert: the webhook certificate", true},
-		{grant{true, "", "secrets", "create", ""}, "ensureCert: the webhook certificate Secret when it is missing (create cannot be limited by name)", true},
-		{grant{true, "", "secrets", "update", certSecret}, "ensureCert: renewing the webhook certificate", true},
+		{grant{true, "", "secrets", "get", ""}, "readInputs: the BGPPeer password Secrets (uncached, by name, only in Portico's namespace); certKeeper.sync: the webhook certificate", true},
+		{grant{true, "", "secrets", "create", ""}, "certKeeper.renew: the webhook certificate Secret when it is missing (create cannot be limited by name)", true},
+		{grant{true, "", "secrets", "update", certSecret}, "certKeeper.renew: renewing the webhook certificate", true},
+		{grant{true, "", "secrets", "list", certSecret}, "certKeeper.watch: the certificate Secret's informer, by name (another replica's renewal, a deleted Secret)", true},
+		{grant{true, "", "secrets", "watch", certSecret}, "certKeeper.watch: the certificate Secret's informer, by name", true},
 		{grant{true, "coordination.k8s.io", "leases", "create", ""}, "leader election: the Lease when it is missing", true},
 		{grant{true, "coordination.k8s.io", "leases", "get", leaseName}, "leader election: reading the Lease", true},
 		{grant{true, "coordination.k8s.io", "leases", "update", leaseName}, "leader election: acquiring and renewing the Lease", true},
-		{grant{false, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "get", webhookName}, "patchCABundle: reading the caBundle", true},
-		{grant{false, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch", webhookName}, "patchCABundle: setting the caBundle", true},
+		{grant{false, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "get", webhookName}, "certKeeper.patchCABundle: reading the caBundle", true},
+		{grant{false, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch", webhookName}, "certKeeper.patchCABundle: setting the caBundle", true},
 	}
 	for _, k := range porticoKinds {
 		n = append(n,
@@ -511,15 +513,16 @@ func peerReady(t *testing.T, name string) metav1.Condition {
 }
 
 // webhookConfig is a ValidatingWebhookConfiguration named webhookName that
-// sends Portico's kinds to 127.0.0.1:port.
-func webhookConfig(port int) *admregv1.ValidatingWebhookConfiguration {
-	url := fmt.Sprintf("https://127.0.0.1:%d%s", port, controller.WebhookPath)
+// sends Portico's kinds to 127.0.0.1 on each port (one webhook per port, so
+// every replica is called).
+func webhookConfig(ports ...int) *admregv1.ValidatingWebhookConfiguration {
 	fail := admregv1.Fail
 	none := admregv1.SideEffectClassNone
-	return &admregv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: webhookName},
-		Webhooks: []admregv1.ValidatingWebhook{{
-			Name:                    "validate.portico.dev",
+	vwc := &admregv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: webhookName}}
+	for i, port := range ports {
+		url := fmt.Sprintf("https://127.0.0.1:%d%s", port, controller.WebhookPath)
+		vwc.Webhooks = append(vwc.Webhooks, admregv1.ValidatingWebhook{
+			Name:                    fmt.Sprintf("validate-%d.portico.dev", i),
 			ClientConfig:            admregv1.WebhookClientConfig{URL: &url},
 			FailurePolicy:           &fail,
 			SideEffects:             &none,
@@ -529,8 +532,9 @@ func webhookConfig(port int) *admregv1.ValidatingWebhookConfiguration {
 				Rule: admregv1.Rule{APIGroups: []string{"portico.dev"}, APIVersions: []string{"v1alpha1"},
 					Resources: []string{"ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers", "communities"}},
 			}},
-		}},
+		})
 	}
+	return vwc
 }
 
 // waitCABundle waits until every webhook of the named configuration has a

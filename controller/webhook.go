@@ -1,30 +1,13 @@
 package controller
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"fmt"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	admregv1 "k8s.io/api/admissionregistration/v1"
-	corev1 "k8s.io/api/core/v1"
-	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -47,15 +30,16 @@ type WebhookOptions struct {
 	// portico-webhook-cert); ConfigName is the ValidatingWebhookConfiguration
 	// whose caBundle is kept current (default portico-validating-webhook).
 	SecretName, ConfigName string
-	// CertDir is where the certificate files are written (default a new
-	// temporary folder).
-	CertDir string
+	// CertValidity is how long a new certificate is valid (default a year).
+	// It is renewed while the controller runs when less than a third of
+	// that, at most 30 days, is left. Tests use seconds.
+	CertValidity time.Duration
 }
 
 // WebhookPath is the path the validating webhook is served on.
 const WebhookPath = "/validate-portico-dev-v1alpha1"
 
-func (w *WebhookOptions) defaults(ns string) error {
+func (w *WebhookOptions) defaults(ns string) {
 	if w.ServiceName == "" {
 		w.ServiceName = "portico-webhook"
 	}
@@ -69,169 +53,40 @@ func (w *WebhookOptions) defaults(ns string) error {
 		w.Port = 9443
 	}
 	w.Hosts = append(w.Hosts, w.ServiceName, w.ServiceName+"."+ns, w.ServiceName+"."+ns+".svc", w.ServiceName+"."+ns+".svc.cluster.local")
-	if w.CertDir == "" {
-		dir, err := os.MkdirTemp("", "portico-webhook-")
-		if err != nil {
-			return err
-		}
-		w.CertDir = dir
+	if w.CertValidity == 0 {
+		w.CertValidity = 365 * 24 * time.Hour
 	}
-	return nil
 }
 
-// setupWebhook makes sure a certificate exists before the server starts,
-// registers the handler and keeps the caBundle current.
-func setupWebhook(mgr manager.Manager, o Options) error {
+// setupWebhook reads (or creates) the certificate before the server starts,
+// registers the handler and keeps the certificate and the caBundle current
+// in every replica.
+func setupWebhook(mgr manager.Manager, o Options, k *certKeeper) error {
 	c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
 	if err != nil {
 		return err
 	}
+	k.c, k.log = c, mgr.GetLogger().WithName("webhook-certificate")
+	if o.WrapClient != nil {
+		k.c = o.WrapClient(c)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ca, err := ensureCert(ctx, c, o.Namespace, o.Webhook)
-	if err != nil {
-		return fmt.Errorf("webhook certificate: %w", err)
-	}
-	mgr.GetWebhookServer().Register(WebhookPath, &admission.Webhook{Handler: &validator{reader: mgr.GetAPIReader(), namespace: o.Namespace}})
-	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		for {
-			// Look again soon while the configuration is missing (it may be
-			// installed after the controller), then once a minute.
-			next := time.Minute
-			if err := patchCABundle(ctx, c, o.Webhook.ConfigName, ca); err != nil {
-				next = 2 * time.Second
-				if !kerrors.IsNotFound(err) {
-					mgr.GetLogger().Error(err, "updating the webhook caBundle", "config", o.Webhook.ConfigName)
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(next):
-			}
-		}
-	}))
-}
-
-// ensureCert reads the certificate Secret, creating or renewing it when it is
-// missing, expiring within 30 days or lacks a host, and writes tls.crt and
-// tls.key to the cert dir. It returns the CA bundle.
-func ensureCert(ctx context.Context, c client.Client, ns string, w WebhookOptions) ([]byte, error) {
-	var s corev1.Secret
-	key := types.NamespacedName{Namespace: ns, Name: w.SecretName}
-	err := c.Get(ctx, key, &s)
-	if err != nil && !kerrors.IsNotFound(err) {
-		return nil, err
-	}
-	found := err == nil
-	if !found || !certValid(s.Data["tls.crt"], w.Hosts) {
-		crt, priv, err := selfSigned(w.Hosts)
-		if err != nil {
-			return nil, err
-		}
-		s.Data = map[string][]byte{"tls.crt": crt, "tls.key": priv, "ca.crt": crt}
-		s.Type = corev1.SecretTypeTLS
-		if found {
-			err = c.Update(ctx, &s)
-		} else {
-			s.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: w.SecretName}
-			err = c.Create(ctx, &s)
-			if kerrors.IsAlreadyExists(err) { // another replica won: use its certificate
-				err = c.Get(ctx, key, &s)
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	for name, data := range map[string][]byte{"tls.crt": s.Data["tls.crt"], "tls.key": s.Data["tls.key"]} {
-		if err := os.WriteFile(filepath.Join(w.CertDir, name), data, 0o600); err != nil {
-			return nil, err
-		}
-	}
-	return s.Data["ca.crt"], nil
-}
-
-func certValid(pemData []byte, hosts []string) bool {
-	b, _ := pem.Decode(pemData)
-	if b == nil {
-		return false
-	}
-	crt, err := x509.ParseCertificate(b.Bytes)
-	if err != nil || time.Until(crt.NotAfter) < 30*24*time.Hour {
-		return false
-	}
-	for _, h := range hosts {
-		if crt.VerifyHostname(h) != nil {
-			return false
-		}
-	}
-	return true
-}
-
-// selfSigned returns a PEM certificate, valid for a year for hosts, that is
-// its own CA, and its PEM key.
-func selfSigned(hosts []string) ([]byte, []byte, error) {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: hosts[0]},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	if err != nil {
-		return nil, nil, err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(priv)
-	if err != nil {
-		return nil, nil, err
-	}
-	crt := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if _, err := tls.X509KeyPair(crt, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})); err != nil {
-		return nil, nil, err
-	}
-	return crt, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
-}
-
-// patchCABundle sets caBundle on every webhook of the configuration, writing
-// only when one differs.
-func patchCABundle(ctx context.Context, c client.Client, name string, ca []byte) error {
-	var vwc admregv1.ValidatingWebhookConfiguration
-	if err := c.Get(ctx, types.NamespacedName{Name: name}, &vwc); err != nil {
+	if err := k.start(ctx); err != nil {
 		return err
 	}
-	before := vwc.DeepCopy()
-	for i := range vwc.Webhooks {
-		if !bytes.Equal(vwc.Webhooks[i].ClientConfig.CABundle, ca) {
-			vwc.Webhooks[i].ClientConfig.CABundle = ca
-		}
+	mgr.GetWebhookServer().Register(WebhookPath, &admission.Webhook{Handler: &validator{reader: mgr.GetAPIReader(), namespace: o.Namespace}})
+	if err := mgr.Add(everyReplica(func(ctx context.Context) error { return k.watch(ctx, mgr.GetConfig()) })); err != nil {
+		return err
 	}
-	for i := range vwc.Webhooks {
-		if !bytes.Equal(before.Webhooks[i].ClientConfig.CABundle, ca) {
-			return c.Patch(ctx, &vwc, client.MergeFrom(before))
-		}
-	}
-	return nil
+	return mgr.Add(everyReplica(k.run))
 }
+
+// everyReplica is a runnable that runs whether or not this replica leads.
+type everyReplica func(context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (f everyReplica) NeedLeaderElection() bool        { return false }
 
 // validator refuses a Portico object whose cross-object problems (overlap,
 // missing reference, duplicate alias, aggregation length, invalid range) the
