@@ -55,8 +55,8 @@ TEST_SUMMARY := go run ./hack/testsummary $(if $(filter -v,$(GO_TEST_FLAGS)),-v)
 # for sub-second failover and must not share the two cores with other packages'
 # API servers and routers.
 test: lint setup build
-	{ go test -json $(RACE) -count=1 $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/e2etest$$'); a=$$?; \
-	  go test -json $(RACE) -count=1 $(GO_TEST_FLAGS) ./e2etest/; b=$$?; exit $$((a | b)); } | $(TEST_SUMMARY)
+	{ a=0; b=0; go test -json $(RACE) -count=1 $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/e2etest$$') || a=$$?; \
+	  go test -json $(RACE) -count=1 $(GO_TEST_FLAGS) ./e2etest/ || b=$$?; exit $$((a | b)); } | $(TEST_SUMMARY)
 
 bench: setup build
 	./hack/bench.sh
