@@ -190,7 +190,7 @@ func TestChartControllerRunsWithItsRoles(t *testing.T) {
 	t.Cleanup(func() { _ = cluster.Client.Delete(ctx, pool) })
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}},
 	}
 	if err := cluster.Client.Create(ctx, svc); err != nil {
 		t.Fatal(err)
