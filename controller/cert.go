@@ -38,9 +38,10 @@ import (
 // controller runs, in every replica (leader or not):
 //
 //   - the Secret is the one source of truth: tls.crt and tls.key are served,
-//     ca.crt is the caBundle: the current certificate (its own CA) and the
-//     one it replaced while that is still valid, so that a replica still
-//     serving the previous certificate stays trusted until it reloads;
+//     ca.crt is the caBundle: the current certificate (its own CA) and, for
+//     two rounds after a renewal, the one it replaced, so that a replica
+//     still serving the previous certificate stays trusted until it reloads
+//     (and a certificate replaced because it leaked is not trusted for long);
 //   - every round (when the Secret changes, and at most a minute apart)
 //     reads the Secret, renews it when
 //     less than a third of the validity (at most 30 days) is left or it does
@@ -168,7 +169,14 @@ func (k *certKeeper) sync(ctx context.Context) error {
 			return err
 		}
 		if found && k.usable(&s) {
-			return k.serve(&s)
+			read := s.DeepCopy()
+			switch err = k.dropPrevious(ctx, &s); {
+			case err == nil:
+				return k.serve(&s)
+			case kerrors.IsConflict(err):
+				continue
+			}
+			return errors.Join(err, k.serve(read))
 		}
 		if err = k.renew(ctx, &s, found); err == nil {
 			k.log.Info("webhook certificate renewed", "secret", key.String())
@@ -199,9 +207,25 @@ func (k *certKeeper) usable(s *corev1.Secret) bool {
 	return true
 }
 
+// annPreviousUntil on the Secret says until when ca.crt keeps the
+// certificate a renewal replaced (RFC 3339).
+const annPreviousUntil = "portico.dev/previous-ca-until"
+
+// dropPrevious removes the replaced certificate from ca.crt once its time is
+// up (a no-op otherwise), updating the Secret at the version read.
+func (k *certKeeper) dropPrevious(ctx context.Context, s *corev1.Secret) error {
+	until, err := time.Parse(time.RFC3339Nano, s.Annotations[annPreviousUntil])
+	if _, has := s.Annotations[annPreviousUntil]; !has || (err == nil && time.Now().Before(until)) {
+		return nil
+	}
+	s.Data["ca.crt"] = s.Data["tls.crt"]
+	delete(s.Annotations, annPreviousUntil)
+	return k.c.Update(ctx, s)
+}
+
 // renew writes a new certificate into s (created when !found, otherwise
 // updated at the version read, so a concurrent change is a conflict). The
-// caBundle keeps the certificates it replaces while they are valid.
+// caBundle keeps the certificates it replaces, while valid, for two rounds.
 func (k *certKeeper) renew(ctx context.Context, s *corev1.Secret, found bool) error {
 	crt, priv, err := selfSigned(k.o.Hosts, k.o.CertValidity)
 	if err != nil {
@@ -216,12 +240,18 @@ func (k *certKeeper) renew(ctx context.Context, s *corev1.Secret, found bool) er
 			ca = append(ca, p...)
 		}
 	}
+	if !found {
+		s.ObjectMeta = metav1.ObjectMeta{Namespace: k.ns, Name: k.o.SecretName}
+		s.Type = corev1.SecretTypeTLS // the type of a Secret cannot change
+	}
+	delete(s.Annotations, annPreviousUntil)
+	if len(ca) > len(crt) {
+		metav1.SetMetaDataAnnotation(&s.ObjectMeta, annPreviousUntil, time.Now().Add(2*k.every()).Format(time.RFC3339Nano))
+	}
 	s.Data = map[string][]byte{"tls.crt": crt, "tls.key": priv, "ca.crt": ca}
-	s.Type = corev1.SecretTypeTLS
 	if found {
 		return k.c.Update(ctx, s)
 	}
-	s.ObjectMeta = metav1.ObjectMeta{Namespace: k.ns, Name: k.o.SecretName}
 	return k.c.Create(ctx, s)
 }
 

@@ -124,6 +124,17 @@ func TestWebhookCertificateRenewedWhileRunning(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The replaced certificate leaves the caBundle a little after a renewal.
+	eventually(t, func() string {
+		s, err := certSecretOf(t, "default", secret)
+		if err != nil {
+			return err.Error()
+		}
+		if !bytes.Equal(s.Data["ca.crt"], s.Data["tls.crt"]) {
+			return "ca.crt still holds the replaced certificate"
+		}
+		return ""
+	})
 	eventually(t, func() string { return inStep(t, "default", secret, ports...) })
 	for _, stop := range stops {
 		stop()
