@@ -55,8 +55,8 @@ TEST_SUMMARY := go run ./hack/testsummary $(if $(filter -v,$(GO_TEST_FLAGS)),-v)
 # for sub-second failover and must not share the two cores with other packages'
 # API servers and routers.
 test: lint setup build
-	{ a=0; b=0; go test -json $(RACE) -count=1 $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/e2etest$$') || a=$$?; \
-	  go test -json $(RACE) -count=1 $(GO_TEST_FLAGS) ./e2etest/ || b=$$?; exit $$((a | b)); } | $(TEST_SUMMARY)
+	{ a=0; b=0; go test -json $(RACE) -count=1 -timeout 20m $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/e2etest$$') || a=$$?; \
+	  go test -json $(RACE) -count=1 -timeout 25m $(GO_TEST_FLAGS) ./e2etest/ || b=$$?; exit $$((a | b)); } | $(TEST_SUMMARY)
 
 bench: setup build
 	./hack/bench.sh
@@ -80,7 +80,7 @@ demo: build setup $(LAB)
 
 # Only the end-to-end tests (they also run in `make test`).
 e2e: setup build
-	go test -json -count=1 $(GO_TEST_FLAGS) ./e2etest/... | $(TEST_SUMMARY)
+	go test -json -count=1 -timeout 25m $(GO_TEST_FLAGS) ./e2etest/... | $(TEST_SUMMARY)
 
 # Only the lab benchmarks (failover, announcement latency, speaker memory).
 bench-lab: setup build
