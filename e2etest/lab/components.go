@@ -137,7 +137,10 @@ func (l *Lab) startAgentProcess(ln *net.TCPListener) error {
 }
 
 func (l *Lab) startController() error {
-	args := []string{"--kubeconfig=" + l.ControllerKubeconfig}
+	// One controller process, as a test run: no leader election (with it, a
+	// 30 s API server outage costs the Lease and the process exits, and the
+	// lab has no Deployment to restart it).
+	args := []string{"--kubeconfig=" + l.ControllerKubeconfig, "--leader-elect=false"}
 	if l.ControllerArgs != nil {
 		args = l.ControllerArgs(l.ControllerKubeconfig)
 	}

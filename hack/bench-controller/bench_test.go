@@ -375,7 +375,7 @@ type proc struct {
 }
 
 func startController(b *testing.B, bin, kubeconfig, class string) *proc {
-	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--lb-class", class, "--namespace", "default",
+	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--lb-class", class, "--namespace", "default", "--leader-elect=false",
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "-v", "0")
 	if addr := os.Getenv("PORTICO_BENCH_PPROF"); addr != "" {
 		// For finding where the controller spends its time during a run.
