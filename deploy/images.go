@@ -54,8 +54,8 @@ func UseDocker(ctx context.Context) *Docker {
 
 // StartDocker starts a private Docker daemon: vfs storage in dataRoot (kept,
 // so images stay there for the next start), socket, pid file, log and exec
-// root in dir, no bridge, no iptables, so it changes nothing on the host's
-// network and cannot clash with another daemon. It waits until the daemon
+// root in dir, no bridge, no iptables, no IP forwarding, so it changes nothing
+// on the host's network and cannot clash with another daemon. It waits until the daemon
 // answers, at most until ctx ends; on failure the error carries the end of the
 // daemon's log.
 func StartDocker(ctx context.Context, dir, dataRoot string) (*Docker, error) {
@@ -78,7 +78,9 @@ func StartDocker(ctx context.Context, dir, dataRoot string) (*Docker, error) {
 	}
 	defer logf.Close()
 	cmd := exec.Command(dockerd,
-		"--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
+		// --ip-forward=false: dockerd otherwise turns on the host's
+		// net.ipv4.ip_forward, even with no bridge.
+		"--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-forward=false",
 		"--data-root", dataRoot, "--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", d.pidFile, "--host", d.Host)
 	cmd.Stdout, cmd.Stderr = logf, logf

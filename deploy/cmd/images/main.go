@@ -3,7 +3,7 @@
 // Dockerfile.speaker with Docker, and saves both images to OUT/*.tar (load them
 // with `docker load -i`). It uses the Docker daemon of DOCKER_HOST or the
 // system's when one answers; otherwise it starts a private one (vfs storage in
-// bin/docker, no bridge, no iptables) and stops it by its PID file when done.
+// bin/docker, no bridge, no iptables, no IP forwarding) and stops it by its PID file when done.
 package main
 
 import (
