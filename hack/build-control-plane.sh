@@ -33,5 +33,8 @@ build kube-apiserver "$root/hack/controlplane/kube-apiserver" \
 build etcd "$root/hack/controlplane/etcd" "-s -w"
 
 "$out/kube-apiserver" --version
-"$out/etcd" --version | head -1
+# Read all of etcd's answer (head would close the pipe early: SIGPIPE, exit 141
+# under pipefail) and print its first line.
+etcd_version=$("$out/etcd" --version)
+echo "${etcd_version%%$'\n'*}"
 echo "$want" >"$stamp"
