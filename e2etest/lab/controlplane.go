@@ -20,7 +20,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
 )
@@ -48,7 +47,7 @@ func (l *Lab) startControlPlane() error {
 	}
 	l.token = hex.EncodeToString(tok)
 	tokens := filepath.Join(pki, "tokens.csv")
-	if err := os.WriteFile(tokens, []byte(l.token+`,lab-admin,lab-admin,"system:masters"`+"\n"+tokenLines(l.token)), 0o600); err != nil {
+	if err := os.WriteFile(tokens, []byte(l.token+`,lab-admin,lab-admin,"system:masters"`+"\n"), 0o600); err != nil {
 		return err
 	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -153,15 +152,9 @@ func (l *Lab) clients() error {
 	if err != nil {
 		return err
 	}
-	if err := writeKubeconfig(l.NodeKubeconfig, l.APIServer, "", l.caFile, l.token); err != nil {
-		return err
-	}
-	l.ControllerKubeconfig = filepath.Join(l.RunDir, "controller.kubeconfig")
-	l.SpeakerKubeconfig = filepath.Join(l.RunDir, "speaker.kubeconfig")
-	if err := writeKubeconfig(l.ControllerKubeconfig, l.APIServer, "", l.caFile, roleToken(l.token, "controller")); err != nil {
-		return err
-	}
-	return writeKubeconfig(l.SpeakerKubeconfig, l.APIServer, "", l.caFile, roleToken(l.token, "speaker"))
+	// The controller's and the speakers' kubeconfigs come with their
+	// ServiceAccounts (installRBAC).
+	return writeKubeconfig(l.NodeKubeconfig, l.APIServer, "", l.caFile, l.token)
 }
 
 // writeKubeconfig writes a kubeconfig for server; serverName, when set, is
@@ -191,15 +184,6 @@ contexts:
 current-context: portico-lab
 `, server, caFile, tlsName, token)
 	return os.WriteFile(path, []byte(data), 0o600)
-}
-
-func (l *Lab) installCRDs() error {
-	_, err := envtest.InstallCRDs(l.REST, envtest.CRDInstallOptions{
-		Paths:              []string{filepath.Join(l.Root, "config", "crd")},
-		ErrorIfPathMissing: true,
-		Scheme:             Scheme,
-	})
-	return err
 }
 
 // StopAPIServer stops kube-apiserver (etcd keeps running), as an outage.

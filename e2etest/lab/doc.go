@@ -2,10 +2,16 @@
 // end-to-end tests, the benchmarks and `make demo`.
 //
 // Everything is real: etcd and kube-apiserver (built by
-// hack/build-control-plane.sh), the Portico CRDs, bin/portico-controller and one
+// hack/build-control-plane.sh), bin/portico-controller and one
 // bin/portico-speaker per node, each a separate process. There is no kubelet and
 // no kube-proxy: the lab creates Node objects and EndpointSlices itself and
 // stands in for kube-proxy (see below).
+//
+// Portico's CRDs, ServiceAccounts, roles and bindings come from the Helm
+// chart's rendered output (helm template of charts/portico, once per lab,
+// with bin/tools/helm from hack/install-tools.sh); the controller and the
+// speakers authenticate as the chart's ServiceAccounts with tokens from the
+// TokenRequest API, so every lab run proves the chart's roles are enough.
 //
 // # Topology
 //

@@ -12,10 +12,13 @@ import (
 	"syscall"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/portico-lb/portico/deploy"
 	"github.com/portico-lb/portico/internal/testcluster"
 )
 
@@ -83,8 +86,8 @@ type Lab struct {
 	// Kubeconfig is for the root namespace (kubectl), NodeKubeconfig for
 	// processes inside lab namespaces.
 	Kubeconfig, NodeKubeconfig string
-	// ControllerKubeconfig and SpeakerKubeconfig carry the identities bound
-	// to config/rbac's roles (see rbac.go).
+	// ControllerKubeconfig and SpeakerKubeconfig authenticate as the chart's
+	// ServiceAccounts, bound to the chart's roles (see rbac.go).
 	ControllerKubeconfig, SpeakerKubeconfig string
 	// Client, Kube and REST talk to the API server from this process.
 	Client client.Client
@@ -100,6 +103,9 @@ type Lab struct {
 	agentW sync.WaitGroup
 	sigc   chan os.Signal
 	downed bool
+	// What the lab installs from the chart's rendered output (rbac.go).
+	chartCRDs []*apiextensionsv1.CustomResourceDefinition
+	chartRBAC []*unstructured.Unstructured
 }
 
 // StepError is a failure of one step of Up, naming the logs.
@@ -245,12 +251,13 @@ func Up(opts Opts) (*Lab, error) {
 		run  func() error
 	}{
 		{"clean leftovers of earlier labs", l.cleanBefore},
+		{"render the Helm chart (helm template charts/portico)", l.renderChart},
 		{"create namespaces and links", l.buildTopology},
 		{"start the FRR router (zebra, bfdd, bgpd)", l.startRouter},
 		{"start etcd and kube-apiserver", l.startControlPlane},
-		{"install CRDs", l.installCRDs},
+		{"install the chart's CRDs", l.installCRDs},
 		{"create Node objects", l.createNodes},
-		{"install the controller's and speakers' RBAC roles", l.installRBAC},
+		{"install the chart's ServiceAccounts, roles and bindings", l.installRBAC},
 		{"start the kube-proxy stand-in, HTTP responders and API proxy", l.startAgent},
 		{"start portico-controller", l.startController},
 		{"start portico-speaker on every node", l.startSpeakers},
@@ -283,6 +290,9 @@ func Check(opts Opts) error {
 		}
 	}
 	if err := checkFRR(); err != nil {
+		missing = append(missing, err.Error())
+	}
+	if _, err := deploy.Helm(opts.Root); err != nil {
 		missing = append(missing, err.Error())
 	}
 	for _, f := range []string{filepath.Join(opts.K8sBin, "kube-apiserver"), filepath.Join(opts.K8sBin, "etcd")} {
