@@ -13,6 +13,9 @@ echo "== speaker: memory and recompute time with 1,000 L2 Services (in-process)"
 go test -run '^$' -bench 'SpeakerMemory' -benchtime 1x -benchmem ./speaker/ | grep -E '^(Benchmark|BENCH|ok|FAIL)'
 go test -run '^$' -bench 'Compute1000' -benchmem ./speaker/l2plan/ | grep -E '^(Benchmark|BENCH|ok|FAIL)'
 
+echo "== BGP announcer against FRR: 10,000 paths to two sessions, then one more and one fewer (one UPDATE each, asserted)"
+PORTICO_BGP_UPDATE_PATHS=10000 go test -count=1 -run '^TestLabOneUpdatePerPeer$' -v ./internal/bgp/ | sed -n -E 's/^ *(BENCH .*)/\1/p; /^(--- |ok|FAIL)/p'
+
 echo "== controller end to end on the real API server (10,000 Services; PORTICO_BENCH_SERVICES to change)"
 ./hack/bench-controller.sh
 

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -633,9 +635,10 @@ func TestLabBFDDownBeforeBGP(t *testing.T) {
 	})
 }
 
-// TestLabOneUpdatePerPeer: with 10,000 paths announced, adding one sends
-// one UPDATE to each peer, removing one one withdrawal, by the router's
-// count and by gobgp's.
+// TestLabOneUpdatePerPeer: with many paths announced (2,000 in make test,
+// PORTICO_BGP_UPDATE_PATHS to change; make bench runs 10,000), adding one
+// sends one UPDATE to each peer, removing one one withdrawal, by the
+// router's count and by gobgp's.
 func TestLabOneUpdatePerPeer(t *testing.T) {
 	t.Parallel()
 	l := ebgpLab(t)
@@ -646,7 +649,13 @@ func TestLabOneUpdatePerPeer(t *testing.T) {
 		}
 		t.Cleanup(func() { a.Close(context.Background()) })
 		peers := []Peer{v4Peer(), v6Peer()}
-		const n = 10000
+		n := 2000
+		if v := os.Getenv("PORTICO_BGP_UPDATE_PATHS"); v != "" {
+			var err error
+			if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 65000 {
+				t.Fatalf("PORTICO_BGP_UPDATE_PATHS=%q: want a number of paths from 1 to 65000", v)
+			}
+		}
 		paths := make([]Path, n+1)
 		base := netip.MustParseAddr("2001:db8:2::").As16()
 		for i := range paths {
@@ -672,11 +681,19 @@ func TestLabOneUpdatePerPeer(t *testing.T) {
 		for _, p := range peers {
 			waitState(t, a, p.Name, "Established", 30*time.Second)
 		}
+		lastLog := time.Now()
 		waitFor(t, 5*time.Minute, "the router to have every path from both sessions", func() bool {
 			v4, v6 := received()
+			if time.Since(lastLog) > 10*time.Second {
+				lastLog = time.Now()
+				t.Logf("%s after SetDesired: the router has %d and %d of %d paths; sessions %+v",
+					time.Since(start).Round(time.Second), v4, v6, n, a.Sessions())
+			}
 			return v4 == n && v6 == n
 		})
-		t.Logf("%d paths at the router from both sessions %s after SetDesired began", n, time.Since(start).Round(time.Millisecond))
+		took := time.Since(start)
+		t.Logf("%d paths at the router from both sessions %s after SetDesired began", n, took.Round(time.Millisecond))
+		fmt.Printf("BENCH bgp_paths_to_router_%d %.3f s\n", n, took.Seconds())
 
 		// counts reads the UPDATEs the router received and gobgp sent, per
 		// session, once they stopped moving.
