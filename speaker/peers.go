@@ -3,7 +3,6 @@ package speaker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
-	"github.com/portico-lb/portico/internal/membership"
 )
 
 // joinInterval is how often the speaker retries joining known peers that are
@@ -93,20 +91,26 @@ func (p *peers) candidates() []string {
 }
 
 // joinOnce joins the candidates, and decides whether this speaker must stand
-// down because another speaker already uses its node name.
+// down because another speaker already uses its node name: only the one the
+// other members refuse does (membership.NameConflict); the one they know
+// keeps announcing and reports the conflict.
 func (p *peers) joinOnce(ctx context.Context) {
 	s := p.s
-	addrs := p.candidates()
-	if len(addrs) == 0 || ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return
 	}
-	err := s.ml.Join(addrs)
-	var ce *membership.ConflictError
+	var err error
+	addrs := p.candidates()
+	if len(addrs) > 0 {
+		err = s.ml.Join(addrs)
+	}
+	// The verdict also changes between joins, with the members' periodic
+	// state exchanges.
+	ce := s.ml.NameConflict()
 	s.mu.Lock()
 	was := s.standDown
 	switch {
-	case errors.As(err, &ce):
-		// We are the newcomer: the others keep the speaker they knew.
+	case ce != nil:
 		s.standDown = ce
 	case err == nil:
 		s.standDown = nil

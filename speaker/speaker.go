@@ -536,6 +536,15 @@ func (s *Speaker) lastError() string {
 	return strings.Join(parts, "; ")
 }
 
+// Ready reports whether the speaker has started: caches synced, joined the
+// others, first plan applied. A speaker standing down over a node-name
+// conflict is ready but announces nothing.
+func (s *Speaker) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ready
+}
+
 // Owned returns what the L2 announcer was last told to announce.
 func (s *Speaker) Owned() map[netip.Addr][]string { return s.l2.ownedCopy() }
 

@@ -347,19 +347,32 @@ func TestL2FailoverInNamespaces(t *testing.T) {
 		return st.LastError == "", st.LastError
 	})
 
-	// A second speaker claiming a live node's name: the conflict is reported
-	// and the newcomer does not announce.
+	// A second speaker claiming a live node's name: the conflict is reported,
+	// the newcomer does not announce, and the original keeps its name (and
+	// its IPs) even as it joins the newcomer's address, which the shared
+	// SpeakerStatus names.
 	seg.addNode(t, "dup", "02:00:5e:00:53:99", "192.0.2.99/24")
 	dup := startSpeaker(t, third, seg.nodes["dup"])
+	waitFor(t, "the duplicate speaker to be ready", func() (bool, string) { return dup.sp.Ready(), "" })
 	waitFor(t, "the node-name conflict in the SpeakerStatus", func() (bool, string) {
 		st := speakerStatus(third)
 		return strings.Contains(st.LastError, "node name"), st.LastError
 	})
-	if owned := dup.sp.Owned(); len(owned) != 0 {
-		t.Errorf("the duplicate speaker announces %v", owned)
+	if c := dup.sp.Membership().NameConflict(); c == nil {
+		t.Error("the duplicate speaker is not told the others know another speaker by its name")
 	}
-	if got := seg.waitAnswer(t, svcIP, ""); got == "dup" {
-		t.Errorf("the duplicate speaker answers ARP")
+	original := speakers[third]
+	for range 4 { // a few of the original's join rounds (every 2 s)
+		if c := original.sp.Membership().NameConflict(); c != nil {
+			t.Fatalf("the original speaker %s is told it lost its name: %v", third, c)
+		}
+		if owned := dup.sp.Owned(); len(owned) != 0 {
+			t.Fatalf("the duplicate speaker announces %v", owned)
+		}
+		if got := seg.waitAnswer(t, svcIP, ""); got != back {
+			t.Fatalf("the duplicate speaker moved %s from %s to %s", svcIP, back, got)
+		}
+		time.Sleep(time.Second)
 	}
 	dup.stop(t)
 

@@ -2,6 +2,8 @@ package membership
 
 import (
 	"bytes"
+	"encoding/json"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -62,8 +64,44 @@ func (d *delegate) NodeMeta(limit int) []byte {
 
 func (d *delegate) NotifyMsg([]byte)                           {}
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (d *delegate) LocalState(join bool) []byte                { return nil }
-func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// stateView is what a member sends with every state exchange: its name and
+// the address it knows for each live member. A receiver learns from it
+// whether the sender knows the receiver's name at the receiver's address or
+// at another speaker's (see NameConflict). memberlist's own state lists
+// the same addresses but not who sent them.
+type stateView struct {
+	From    string            `json:"from"`
+	Members map[string]string `json:"members"`
+}
+
+func (d *delegate) LocalState(join bool) []byte {
+	m := d.m
+	v := stateView{From: m.name, Members: map[string]string{}}
+	m.mu.Lock()
+	for name, mem := range m.members {
+		v.Members[name] = mem.Addr.String()
+	}
+	m.mu.Unlock()
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	m := d.m
+	var v stateView
+	if err := json.Unmarshal(buf, &v); err != nil || v.From == "" {
+		m.log.Debug("ignoring a member's state it cannot read", "error", err)
+		return
+	}
+	if v.From == m.name {
+		return // the other claimant of this name: its view settles nothing
+	}
+	held, _ := netip.ParseAddrPort(v.Members[m.name]) // invalid: it knows no one by this name
+	m.mu.Lock()
+	m.views[v.From] = held
+	m.mu.Unlock()
+}
 
 func (d *delegate) NotifyJoin(n *memberlist.Node) {
 	mem, leaving := toMember(n)
@@ -105,6 +143,7 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	}
 	delete(m.leavers, mem.Name)
 	delete(m.members, mem.Name)
+	delete(m.views, mem.Name)
 	m.mu.Unlock()
 	m.notify(Event{Type: typ, Member: mem, Time: time.Now()})
 }
@@ -122,7 +161,7 @@ func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
 	m.mu.Lock()
 	if ce.Local {
 		m.conflicts++
-		m.lastLocal = ce
+		m.lastLocal, m.lastLocalAt = ce, now
 	}
 	last, seen := m.reported[key]
 	if !seen || now.Sub(last) >= conflictReportInterval {

@@ -125,17 +125,28 @@ type Event struct {
 type ConflictError struct {
 	Name string
 	// Known is the address memberlist already had for Name; Other is the
-	// newcomer's. When Local, Known is this speaker's own address.
+	// newcomer's. When Local, Known is this speaker's own address and Other
+	// the other claimant's.
 	Known, Other netip.AddrPort
 	// Local reports that this speaker is one of the two.
 	Local bool
+	// Refused (with Local) reports that this speaker is the one the other
+	// members refuse: they know Name at Other. Only a refused speaker must
+	// stop announcing; the other one keeps the name.
+	Refused bool
 }
 
 func (e *ConflictError) Error() string {
-	who := fmt.Sprintf("two speakers claim node name %q: %s (known) and %s (refused)", e.Name, e.Known, e.Other)
-	if e.Local {
+	var who string
+	switch {
+	case e.Refused:
+		who = fmt.Sprintf("the other speakers know node name %q at %s, and this speaker (at %s) uses it too",
+			e.Name, e.Other, e.Known)
+	case e.Local:
 		who = fmt.Sprintf("another speaker at %s uses this speaker's node name %q (this speaker is at %s)",
 			e.Other, e.Name, e.Known)
+	default:
+		who = fmt.Sprintf("two speakers claim node name %q: %s (known) and %s (refused)", e.Name, e.Known, e.Other)
 	}
 	return "memberlist: " + who + "; every speaker needs a unique node name: " +
 		"check --node-name / NODE_NAME and look for a second speaker process on that node"
@@ -157,13 +168,20 @@ type Membership struct {
 	meta    []byte // user meta
 	leaving bool
 
-	mu        sync.Mutex
-	members   map[string]Member
-	leavers   map[string]bool      // members that announced a graceful leave
-	reported  map[string]time.Time // conflict reports, for rate limiting
-	conflicts int                  // local conflicts seen
-	lastLocal *ConflictError
-	shutdown  bool
+	mu       sync.Mutex
+	self     netip.AddrPort // this member's address, set once by New
+	members  map[string]Member
+	leavers  map[string]bool      // members that announced a graceful leave
+	reported map[string]time.Time // conflict reports, for rate limiting
+	// conflicts counts the conflicts over this member's own name; lastLocal
+	// is the latest and lastLocalAt when it was seen.
+	conflicts   int
+	lastLocal   *ConflictError
+	lastLocalAt time.Time
+	// views holds, per other member, the address it last told us it knows
+	// for this member's name (invalid: none). See nameConflictLocked.
+	views    map[string]netip.AddrPort
+	shutdown bool
 }
 
 // New validates cfg and starts listening. The Membership is alone until
@@ -197,6 +215,7 @@ func New(cfg Config) (*Membership, error) {
 		members:  make(map[string]Member),
 		leavers:  make(map[string]bool),
 		reported: make(map[string]time.Time),
+		views:    make(map[string]netip.AddrPort),
 	}
 	mlc := m.memberlistConfig(cfg)
 	list, err := memberlist.Create(mlc)
@@ -206,6 +225,9 @@ func New(cfg Config) (*Membership, error) {
 			net.JoinHostPort(mlc.BindAddr, fmt.Sprint(mlc.BindPort)), err)
 	}
 	m.list = list
+	m.mu.Lock()
+	m.self = addrPort(list.LocalNode())
+	m.mu.Unlock()
 	return m, nil
 }
 
@@ -252,8 +274,9 @@ func cmpOr[T comparable](v, def T) T {
 // Join contacts the given members ("host:port"; a host alone means
 // DefaultPort) and syncs state with them. It succeeds if any answered. An
 // empty list is not an error: this speaker starts a cluster of its own and
-// others may join it. If another speaker turns out to use this speaker's
-// node name, Join returns a *ConflictError.
+// others may join it. If another speaker uses this speaker's node name and
+// the other members know that one (see NameConflict), Join returns a
+// *ConflictError with Refused set.
 func (m *Membership) Join(addrs []string) error {
 	var targets []string
 	for _, a := range addrs {
@@ -280,10 +303,72 @@ func (m *Membership) Join(addrs []string) error {
 		return fmt.Errorf("membership: joined %d of %d members (%s)%s: %w",
 			n, len(targets), strings.Join(targets, ", "), hint, flatten(err))
 	}
+	// A conflict over this name seen during the join may be the other
+	// claimant's (it contacted us, or we contacted it): what settles who
+	// keeps the name is what the other members know. Ask those whose view
+	// we do not have yet; each state exchange carries it.
+	m.mu.Lock()
+	var ask []string
+	if m.conflicts != before {
+		for name, mem := range m.members {
+			if _, known := m.views[name]; !known && name != m.name {
+				ask = append(ask, mem.Addr.String())
+			}
+		}
+	}
+	m.mu.Unlock()
+	if len(ask) > 0 {
+		if _, err := m.joinAll(ask); err != nil {
+			m.log.Debug("asking the other members which speaker they know by this name", "error", flatten(err))
+		}
+	}
+	if ce := m.NameConflict(); ce != nil {
+		return ce
+	}
+	return nil
+}
+
+// NameConflict reports whether this speaker must give up its node name
+// because another speaker uses it: nil unless this one is the newcomer.
+//
+// memberlist keeps, for each name, the member it knew first and refuses the
+// other, so both claimants see the same conflict; which one lost is told by
+// the other members. Each member sends, with every state exchange, the
+// address it knows for every name, and this speaker is refused when one of
+// them knows its name at another address. (Should the others disagree, as
+// after a partition, both claimants stand down: never two announcers for
+// one name.) With no other member to tell, the claimant at the lower address
+// keeps the name, which both work out alike.
+func (m *Membership) NameConflict() *ConflictError {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.conflicts != before {
-		return m.lastLocal
+	return m.nameConflictLocked(time.Now())
+}
+
+func (m *Membership) nameConflictLocked(now time.Time) *ConflictError {
+	refused := func(other netip.AddrPort) *ConflictError {
+		return &ConflictError{Name: m.name, Known: m.self, Other: other, Local: true, Refused: true}
+	}
+	var against netip.AddrPort
+	vouched := false
+	for voter, held := range m.views {
+		if _, live := m.members[voter]; !live || !held.IsValid() {
+			continue
+		}
+		if held == m.self {
+			vouched = true
+		} else if !against.IsValid() || held.Compare(against) < 0 {
+			against = held
+		}
+	}
+	switch {
+	case against.IsValid():
+		return refused(against)
+	case vouched:
+		return nil
+	}
+	if c := m.lastLocal; c != nil && now.Sub(m.lastLocalAt) < conflictReportInterval && c.Other.Compare(m.self) < 0 {
+		return refused(c.Other)
 	}
 	return nil
 }

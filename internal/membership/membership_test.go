@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -451,5 +452,88 @@ func TestParseKey(t *testing.T) {
 	key, err := KeyFromSecret(ref, map[string][]byte{"secretkey": []byte(strings.Repeat("QUJD", 8))})
 	if err != nil || string(key) != strings.Repeat("ABC", 8) {
 		t.Errorf("got %q, %v", key, err)
+	}
+}
+
+// TestConflictAttribution: when a second speaker claims a live member's name,
+// only the newcomer (the one the other members refuse) is told it lost the
+// name. The original keeps it whether it joins the newcomer's address (as a
+// speaker does when the shared SpeakerStatus names it) or is in the middle of
+// a Join of its own while the newcomer contacts it.
+func TestConflictAttribution(t *testing.T) {
+	nodes := startCluster(t, "n1", "n2")
+	n1, n2 := nodes[0], nodes[1]
+
+	// n1 is inside a Join that waits on a member which accepts the
+	// connection and never answers, while a newcomer named n1 contacts it
+	// directly: the conflict n1 sees then is the newcomer's.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := silent.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	joined := make(chan error, 1)
+	go func() { joined <- n1.Join([]string{silent.Addr().String(), n2.LocalAddr().String()}) }()
+	held := <-accepted
+
+	dup := start(t, "n1", testKey)
+	err = dup.Join([]string{n1.LocalAddr().String()})
+	var ce *ConflictError
+	if !errors.As(err, &ce) || !ce.Refused {
+		t.Fatalf("the newcomer's Join of the original returned %v, want a *ConflictError saying it is refused", err)
+	}
+	t.Logf("newcomer: %v", err)
+	if ce.Known != dup.LocalAddr() || ce.Other != n1.LocalAddr() {
+		t.Errorf("newcomer's conflict %+v; it is at %v, the original at %v", ce, dup.LocalAddr(), n1.LocalAddr())
+	}
+	_ = held.Close()
+	if err := <-joined; err != nil {
+		t.Errorf("the original's Join, while the newcomer contacted it: %v, want nil (the conflict is the newcomer's)", err)
+	}
+
+	// The original joins the newcomer's address itself.
+	if err := n1.Join([]string{dup.LocalAddr().String()}); err != nil {
+		t.Errorf("the original's Join of the newcomer: %v, want nil", err)
+	}
+	if c := n1.NameConflict(); c != nil {
+		t.Errorf("the original is told it lost its name: %v", c)
+	}
+	if c := dup.NameConflict(); c == nil || !c.Refused {
+		t.Errorf("the newcomer's standing: %v, want refused", c)
+	}
+	// The original still learns of the conflict, to report it.
+	waitFor(t, "the original's conflict report", func() bool { return len(n1.rec.conflictList()) > 0 })
+	if got := n1.rec.conflictList()[0]; !got.Local || got.Refused {
+		t.Errorf("the original's report %+v, want Local and not Refused", got)
+	}
+	if !strings.Contains(n1.rec.conflictList()[0].Error(), dup.LocalAddr().String()) {
+		t.Errorf("the original's report %q does not name the newcomer's address", n1.rec.conflictList()[0])
+	}
+}
+
+// TestConflictWithoutWitness: two speakers alone with one name have no third
+// member to say which came first; exactly one of them (the one at the lower
+// address) keeps the name, and both agree which.
+func TestConflictWithoutWitness(t *testing.T) {
+	a := start(t, "solo", testKey)
+	b := start(t, "solo", testKey)
+	err := b.Join([]string{a.LocalAddr().String()})
+	t.Logf("b's Join: %v", err)
+	waitFor(t, "a to see the conflict", func() bool { return len(a.rec.conflictList()) > 0 })
+	keeper, loser := a, b
+	if b.LocalAddr().Compare(a.LocalAddr()) < 0 {
+		keeper, loser = b, a
+	}
+	if c := keeper.NameConflict(); c != nil {
+		t.Errorf("the speaker at the lower address %v lost the name: %v", keeper.LocalAddr(), c)
+	}
+	if c := loser.NameConflict(); c == nil || !c.Refused {
+		t.Errorf("the speaker at the higher address %v keeps the name too (%v)", loser.LocalAddr(), c)
 	}
 }
