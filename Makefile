@@ -21,13 +21,15 @@ build:
 	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o bin/portico ./cmd/portico
 	ln -sf portico bin/kubectl-portico # the same CLI as a kubectl plugin: kubectl portico ...
 
-# DeepCopy code, CRD manifests and RBAC roles come from controller-gen (pinned by go.mod's tool line).
+# DeepCopy code, CRD manifests and RBAC roles come from controller-gen (pinned by go.mod's tool line);
+# docs/reference.md from the CRDs (hack/refdoc). Tests fail when any of them is stale.
 generate:
 	go tool controller-gen object paths=./api/...
 	go tool controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd
 	go tool controller-gen rbac:roleName=portico-controller paths=./controller/... output:rbac:artifacts:config=config/rbac/controller
 	go tool controller-gen rbac:roleName=portico-speaker paths=./speaker/... output:rbac:artifacts:config=config/rbac/speaker
 	go generate ./internal/crdschema
+	go run ./hack/refdoc # docs/reference.md from the CRDs and api/v1alpha1's annotation constants
 	@$(MAKE) --no-print-directory fmt-generated
 
 fmt-generated:

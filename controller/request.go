@@ -8,15 +8,17 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
 	"github.com/portico-lb/portico/internal/ipam"
 )
 
-// Service annotations read and written by the controller.
+// Service annotations read and written by the controller (documented in
+// the API package, from which docs/reference.md is generated).
 const (
-	AnnLoadBalancerIPs   = "portico.dev/loadBalancerIPs"
-	AnnAddressPool       = "portico.dev/address-pool"
-	AnnAllowSharedIP     = "portico.dev/allow-shared-ip"
-	AnnAllocatedFromPool = "portico.dev/ip-allocated-from-pool"
+	AnnLoadBalancerIPs   = porticov1.AnnotationLoadBalancerIPs
+	AnnAddressPool       = porticov1.AnnotationAddressPool
+	AnnAllowSharedIP     = porticov1.AnnotationAllowSharedIP
+	AnnAllocatedFromPool = porticov1.AnnotationIPAllocatedFromPool
 )
 
 // metallbPrefixes are the MetalLB annotation prefixes read as aliases, in the
