@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests, the lab and the demo need on a fresh Debian machine, and says
 # what it installs: the Debian packages below (as root, with apt-get), then the real
-# kube-apiserver and etcd, built from the Go module proxy into bin/k8s/ (or $1). kubectl
+# kube-apiserver and etcd, built from the Go module proxy into bin/k8s/ (or $1), and
+# Traefik into bin/traefik/. kubectl
 # comes with the machine and is only checked. `make test`, `make demo`, `make lab-up`,
 # `make e2e`, `make bench` and .ci/run all call it; when everything is present it only
 # checks (no apt-get update, no build) and takes well under a second.
@@ -44,3 +45,7 @@ done
 
 # kube-apiserver and etcd from the Go module proxy (a no-op when up to date).
 ./hack/build-control-plane.sh "$@"
+
+# Traefik, the Ingress controller the lab runs behind a Portico IP, from the Go module
+# proxy into bin/traefik/ (several minutes the first time; a no-op when up to date).
+./hack/build-traefik.sh
