@@ -1,10 +1,12 @@
 package deploy
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -216,4 +218,71 @@ func (d *Docker) BuildImages(ctx context.Context, o ImageOptions) error {
 		}
 	}
 	return nil
+}
+
+// ExportFilesystem unpacks the root filesystem of image into dir, as a
+// container of the image sees it: it creates a container (never started),
+// exports it with `docker export` and removes it. Folders, regular files and
+// symbolic links are unpacked; an entry that would land outside dir is an
+// error.
+func (d *Docker) ExportFilesystem(ctx context.Context, image, dir string) error {
+	id, err := d.Cmd(ctx, "create", "--network", "none", image)
+	if err != nil {
+		return err
+	}
+	container := strings.TrimSpace(string(id))
+	defer func() { _, _ = d.Cmd(context.WithoutCancel(ctx), "rm", container) }()
+	stream, err := d.Cmd(ctx, "export", container)
+	if err != nil {
+		return err
+	}
+	if err := untar(bytes.NewReader(stream), dir); err != nil {
+		return fmt.Errorf("unpacking the filesystem of %s: %w", image, err)
+	}
+	return nil
+}
+
+func untar(r io.Reader, dir string) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := filepath.Clean(strings.TrimPrefix(h.Name, "/"))
+		if !filepath.IsLocal(name) && name != "." {
+			return fmt.Errorf("entry %q leaves the folder", h.Name)
+		}
+		path := filepath.Join(dir, name)
+		mode := os.FileMode(h.Mode).Perm()
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(path, mode|0o700)
+		case tar.TypeReg:
+			err = writeFile(path, tr, mode)
+		case tar.TypeSymlink:
+			err = os.Symlink(h.Linkname, path)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func writeFile(path string, r io.Reader, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
