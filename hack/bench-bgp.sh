@@ -9,7 +9,7 @@
 #     and a 3 s hold time;
 #   - BGP_SERVICES IPv6 Services (default 10000) -> every prefix from every node at
 #     the router: time, speaker memory, UPDATEs for one more Service, withdrawal;
-#     the burst stops after BGP_SCALE_BUDGET (default 5m) and bgp_scale_services
+#     the burst stops after BGP_SCALE_BUDGET (default 30m) and bgp_scale_services
 #     says how many Services were measured.
 # 0 skips a part. Figures: `BENCH bgp_... value unit` on stdout; progress on stderr.
 set -euo pipefail

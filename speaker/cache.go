@@ -126,9 +126,6 @@ func (s *Speaker) listAll() (facts.Objects, error) {
 	ctx := context.Background()
 	c := s.mgr.GetCache()
 	var (
-		svcs   corev1.ServiceList
-		eps    discoveryv1.EndpointSliceList
-		nodes  corev1.NodeList
 		pools  porticov1.IPAddressPoolList
 		l2ads  porticov1.L2AdvertisementList
 		bgpads porticov1.BGPAdvertisementList
@@ -136,10 +133,22 @@ func (s *Speaker) listAll() (facts.Objects, error) {
 		bfd    porticov1.BFDProfileList
 		comms  porticov1.CommunityList
 	)
-	for _, l := range []client.ObjectList{&svcs, &eps, &nodes, &pools, &l2ads, &bgpads, &peers, &bfd, &comms} {
+	for _, l := range []client.ObjectList{&pools, &l2ads, &bgpads, &peers, &bfd, &comms} {
 		if err := c.List(ctx, l); err != nil {
 			return facts.Objects{}, err
 		}
+	}
+	svcs, err := cached[corev1.Service](ctx, c)
+	if err != nil {
+		return facts.Objects{}, err
+	}
+	eps, err := cached[discoveryv1.EndpointSlice](ctx, c)
+	if err != nil {
+		return facts.Objects{}, err
+	}
+	nodes, err := cached[corev1.Node](ctx, c)
+	if err != nil {
+		return facts.Objects{}, err
 	}
 	cfg := s.builder.Build(config.Inputs{
 		Pools: pools.Items, L2Advertisements: l2ads.Items, BGPAdvertisements: bgpads.Items,
@@ -147,16 +156,35 @@ func (s *Speaker) listAll() (facts.Objects, error) {
 	})
 	return facts.Objects{
 		LocalNode: s.cfg.NodeName, LBClass: s.cfg.LBClass, Config: cfg,
-		Services: ptrs(svcs.Items), EndpointSlices: ptrs(eps.Items), Nodes: ptrs(nodes.Items),
+		Services: svcs, EndpointSlices: eps, Nodes: nodes,
 	}, nil
 }
 
-func ptrs[T any](items []T) []*T {
-	out := make([]*T, len(items))
-	for i := range items {
-		out[i] = &items[i]
+// cached returns the cached objects of kind T as the informer's own
+// pointers. A list through the cache client copies every object into its
+// Items: with 10,000 Services and their EndpointSlices that was most of
+// each recompute's garbage. The objects are only read (the cache already
+// hands them out without deep copies, see newManager).
+func cached[T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, c cache.Cache) ([]*T, error) {
+	inf, err := c.GetInformer(ctx, PT(new(T)))
+	if err != nil {
+		return nil, err
 	}
-	return out
+	st, ok := inf.(interface{ GetStore() toolscache.Store })
+	if !ok {
+		return nil, fmt.Errorf("the %T informer has no store", PT(new(T)))
+	}
+	items := st.GetStore().List()
+	out := make([]*T, 0, len(items))
+	for _, it := range items {
+		if o, ok := it.(PT); ok {
+			out = append(out, (*T)(o))
+		}
+	}
+	return out, nil
 }
 
 func stripManagedFields(obj any) (any, error) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
 	"github.com/portico-lb/portico/internal/netnstest"
 )
 
@@ -30,6 +33,19 @@ var memOnce sync.Once
 func BenchmarkSpeakerMemory1000Services(b *testing.B) {
 	netnstest.Require(b)
 	memOnce.Do(func() { measureMemory(b, 1000) })
+}
+
+var memBGPOnce sync.Once
+
+// BenchmarkSpeakerMemoryBGP10000Services is the same with 10,000 BGP
+// Services and one (unreachable) peer: informer cache, plan, gobgp's tables
+// and status. With PORTICO_HEAP_PROFILE=FILE it writes a heap profile
+// there. Run with
+//
+//	go test -run '^$' -bench SpeakerMemoryBGP -benchtime 1x -timeout 30m ./speaker/
+func BenchmarkSpeakerMemoryBGP10000Services(b *testing.B) {
+	netnstest.Require(b)
+	memBGPOnce.Do(func() { measureBGPMemory(b, 10000) })
 }
 
 func measureMemory(b *testing.B, n int) {
@@ -94,4 +110,91 @@ func heapInUse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
+}
+
+func measureBGPMemory(b *testing.B, n int) {
+	ctx := context.Background()
+	ensureSecret(b)
+	ns := netnstest.New(b, "spkbgpmem")
+	peer := netnstest.New(b, "spkbgpmempeer")
+	netnstest.Veth(b, ns, "eth1", peer, "eth0")
+	ns.Run(b, "ip", "addr", "add", "2001:db8:ff::2/64", "dev", "eth1", "nodad")
+	ns.Run(b, "ip", "link", "set", "eth1", "up")
+	peer.Run(b, "ip", "link", "set", "eth0", "up")
+
+	create := func(o client.Object) {
+		if err := cluster.Client.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			b.Fatalf("creating %s: %v", o.GetName(), err)
+		}
+	}
+	create(node("bgpmem-node"))
+	create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bgpmem"}})
+	create(&porticov1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "bgpmem-pool"},
+		Spec: porticov1.IPAddressPoolSpec{Addresses: []porticov1.AddressEntry{"2001:db8:2::/112"}}})
+	create(&porticov1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "bgpmem"},
+		Spec: porticov1.BGPAdvertisementSpec{PoolAndNodeSelection: porticov1.PoolAndNodeSelection{IPAddressPools: []string{"bgpmem-pool"}}}})
+	// Nothing listens at the peer's address: the session stays down, the
+	// routes are planned and kept in gobgp's tables all the same.
+	create(&porticov1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "bgpmem"},
+		Spec: porticov1.BGPPeerSpec{MyASN: 64501, PeerASN: 64500, PeerAddress: "2001:db8:ff::1"}})
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range work {
+				ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 2, 14: byte((i + 1) >> 8), 15: byte(i + 1)})
+				name := fmt.Sprintf("svc-%05d", i)
+				svc := &corev1.Service{
+					ObjectMeta: metav1.ObjectMeta{Namespace: "bgpmem", Name: name, Labels: map[string]string{"app": name}},
+					Spec: corev1.ServiceSpec{
+						Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: new(false),
+						Selector: map[string]string{"app": name},
+						Ports:    []corev1.ServicePort{{Name: "http", Port: 80}},
+					},
+				}
+				create(svc)
+				svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip.String()}}
+				if err := cluster.Client.Status().Update(ctx, svc); err != nil && !apierrors.IsConflict(err) {
+					b.Error(err)
+				}
+				create(&discoveryv1.EndpointSlice{
+					ObjectMeta:  metav1.ObjectMeta{Namespace: "bgpmem", Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+					AddressType: discoveryv1.AddressTypeIPv4,
+					Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, NodeName: new("bgpmem-node")}},
+				})
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+
+	before := heapInUse()
+	start := time.Now()
+	r := startSpeaker(b, "bgpmem-node", ns)
+	deadline := time.Now().Add(10 * time.Minute)
+	for r.sp.BGPPathCount() < n && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := r.sp.BGPPathCount(); got < n {
+		b.Fatalf("the speaker plans %d of %d paths", got, n)
+	}
+	b.Logf("the speaker planned %d paths %s after it started", n, time.Since(start).Round(time.Millisecond))
+	time.Sleep(5 * time.Second) // let status writing settle
+	after := heapInUse()
+	b.ReportMetric(float64(after-before)/(1<<20), "MiB-heap")
+	b.Logf("speaker heap with %d BGP Services: %.1f MiB (Go heap in use, after GC)", n, float64(after-before)/(1<<20))
+	if file := os.Getenv("PORTICO_HEAP_PROFILE"); file != "" {
+		f, err := os.Create(file)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+	r.stop(b)
 }

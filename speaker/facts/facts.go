@@ -179,7 +179,7 @@ func groupIPs(o Objects, pools []config.Pool) []IP {
 		ip   *IP
 		hint string
 	}
-	groups := map[netip.Addr]*group{}
+	groups := make(map[netip.Addr]*group, len(services))
 	for _, svc := range services {
 		if !Serves(svc, o.LBClass) {
 			continue
@@ -220,7 +220,7 @@ func groupIPs(o Objects, pools []config.Pool) []IP {
 // readyEndpointNodes maps each Service to the nodes holding a ready endpoint
 // of it.
 func readyEndpointNodes(slicesIn []*discoveryv1.EndpointSlice) map[types.NamespacedName][]string {
-	out := map[types.NamespacedName][]string{}
+	out := make(map[types.NamespacedName][]string, len(slicesIn))
 	for _, es := range slicesIn {
 		svc := es.Labels[discoveryv1.LabelServiceName]
 		if svc == "" {
