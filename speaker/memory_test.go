@@ -49,44 +49,9 @@ func BenchmarkSpeakerMemoryBGP10000Services(b *testing.B) {
 }
 
 func measureMemory(b *testing.B, n int) {
-	ctx := context.Background()
-	ensureSecret(b)
-	ns := netnstest.New(b, "spkmem")
-	peer := netnstest.New(b, "spkmempeer")
-	netnstest.Veth(b, ns, "eth1", peer, "eth0")
-	ns.Run(b, "ip", "link", "set", "eth1", "up")
-	peer.Run(b, "ip", "link", "set", "eth0", "up")
-
-	create := func(o client.Object) {
-		if err := cluster.Client.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
-			b.Fatalf("creating %s: %v", o.GetName(), err)
-		}
-	}
-	create(node("mem-node"))
-	create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "mem"}})
+	ns := memoryLab(b, "spkmem")
+	createMemoryObjects(b, "mem", "mem-node", n, 1)
 	poolAndAd(b, "mem", "2001:db8:1::/112")
-	for i := range n {
-		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 14: byte((i + 1) >> 8), 15: byte(i + 1)})
-		name := fmt.Sprintf("svc-%04d", i)
-		svc := &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "mem", Name: name, Labels: map[string]string{"app": name}},
-			Spec: corev1.ServiceSpec{
-				Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: new(false),
-				Selector: map[string]string{"app": name},
-				Ports:    []corev1.ServicePort{{Name: "http", Port: 80}},
-			},
-		}
-		create(svc)
-		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip.String()}}
-		if err := cluster.Client.Status().Update(ctx, svc); err != nil && !apierrors.IsConflict(err) {
-			b.Fatal(err)
-		}
-		create(&discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Namespace: "mem", Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, NodeName: new("mem-node")}},
-		})
-	}
 
 	before := heapInUse()
 	r := startSpeaker(b, "mem-node", ns)
@@ -104,72 +69,20 @@ func measureMemory(b *testing.B, n int) {
 	r.stop(b)
 }
 
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapInuse
-}
-
 func measureBGPMemory(b *testing.B, n int) {
-	ctx := context.Background()
-	ensureSecret(b)
-	ns := netnstest.New(b, "spkbgpmem")
-	peer := netnstest.New(b, "spkbgpmempeer")
-	netnstest.Veth(b, ns, "eth1", peer, "eth0")
+	ns := memoryLab(b, "spkbgpmem")
 	ns.Run(b, "ip", "addr", "add", "2001:db8:ff::2/64", "dev", "eth1", "nodad")
-	ns.Run(b, "ip", "link", "set", "eth1", "up")
-	peer.Run(b, "ip", "link", "set", "eth0", "up")
-
-	create := func(o client.Object) {
-		if err := cluster.Client.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
-			b.Fatalf("creating %s: %v", o.GetName(), err)
-		}
-	}
-	create(node("bgpmem-node"))
-	create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bgpmem"}})
-	create(&porticov1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "bgpmem-pool"},
-		Spec: porticov1.IPAddressPoolSpec{Addresses: []porticov1.AddressEntry{"2001:db8:2::/112"}}})
-	create(&porticov1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "bgpmem"},
-		Spec: porticov1.BGPAdvertisementSpec{PoolAndNodeSelection: porticov1.PoolAndNodeSelection{IPAddressPools: []string{"bgpmem-pool"}}}})
-	// Nothing listens at the peer's address: the session stays down, the
-	// routes are planned and kept in gobgp's tables all the same.
-	create(&porticov1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "bgpmem"},
-		Spec: porticov1.BGPPeerSpec{MyASN: 64501, PeerASN: 64500, PeerAddress: "2001:db8:ff::1"}})
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for i := range work {
-				ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 2, 14: byte((i + 1) >> 8), 15: byte(i + 1)})
-				name := fmt.Sprintf("svc-%05d", i)
-				svc := &corev1.Service{
-					ObjectMeta: metav1.ObjectMeta{Namespace: "bgpmem", Name: name, Labels: map[string]string{"app": name}},
-					Spec: corev1.ServiceSpec{
-						Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: new(false),
-						Selector: map[string]string{"app": name},
-						Ports:    []corev1.ServicePort{{Name: "http", Port: 80}},
-					},
-				}
-				create(svc)
-				svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip.String()}}
-				if err := cluster.Client.Status().Update(ctx, svc); err != nil && !apierrors.IsConflict(err) {
-					b.Error(err)
-				}
-				create(&discoveryv1.EndpointSlice{
-					ObjectMeta:  metav1.ObjectMeta{Namespace: "bgpmem", Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
-					AddressType: discoveryv1.AddressTypeIPv4,
-					Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, NodeName: new("bgpmem-node")}},
-				})
-			}
-		})
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	createMemoryObjects(b, "bgpmem", "bgpmem-node", n, 2)
+	mustCreate(b,
+		&porticov1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "bgpmem-pool"},
+			Spec: porticov1.IPAddressPoolSpec{Addresses: []porticov1.AddressEntry{"2001:db8:2::/112"}}},
+		&porticov1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "bgpmem"},
+			Spec: porticov1.BGPAdvertisementSpec{PoolAndNodeSelection: porticov1.PoolAndNodeSelection{IPAddressPools: []string{"bgpmem-pool"}}}},
+		// Nothing listens at the peer's address: the session stays down,
+		// the routes are planned and kept in gobgp's tables all the same.
+		&porticov1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "bgpmem"},
+			Spec: porticov1.BGPPeerSpec{MyASN: 64501, PeerASN: 64500, PeerAddress: "2001:db8:ff::1"}},
+	)
 
 	before := heapInUse()
 	start := time.Now()
@@ -197,4 +110,75 @@ func measureBGPMemory(b *testing.B, n int) {
 		f.Close()
 	}
 	r.stop(b)
+}
+
+// memoryLab makes the speaker's node namespace, with eth1 up towards a
+// peer namespace.
+func memoryLab(b *testing.B, name string) *netnstest.NS {
+	ensureSecret(b)
+	ns := netnstest.New(b, name)
+	peer := netnstest.New(b, name+"peer")
+	netnstest.Veth(b, ns, "eth1", peer, "eth0")
+	ns.Run(b, "ip", "link", "set", "eth1", "up")
+	peer.Run(b, "ip", "link", "set", "eth0", "up")
+	return ns
+}
+
+// createMemoryObjects creates node, namespace and n LoadBalancer Services
+// in it, each with an IP from 2001:db8:<net>::/112 in its status (as the
+// controller would write it) and an EndpointSlice with one endpoint on
+// node.
+func createMemoryObjects(b *testing.B, namespace, nodeName string, n int, net byte) {
+	ctx := context.Background()
+	create := func(o client.Object) {
+		if err := cluster.Client.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			b.Errorf("creating %s: %v", o.GetName(), err)
+		}
+	}
+	create(node(nodeName))
+	create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}})
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range work {
+				ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, net, 14: byte((i + 1) >> 8), 15: byte(i + 1)})
+				name := fmt.Sprintf("svc-%05d", i)
+				svc := &corev1.Service{
+					ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{"app": name}},
+					Spec: corev1.ServiceSpec{
+						Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: new(false),
+						Selector: map[string]string{"app": name},
+						Ports:    []corev1.ServicePort{{Name: "http", Port: 80}},
+					},
+				}
+				create(svc)
+				svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip.String()}}
+				if err := cluster.Client.Status().Update(ctx, svc); err != nil && !apierrors.IsConflict(err) {
+					b.Errorf("setting %s's IP: %v", name, err)
+				}
+				create(&discoveryv1.EndpointSlice{
+					ObjectMeta:  metav1.ObjectMeta{Namespace: namespace, Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+					AddressType: discoveryv1.AddressTypeIPv4,
+					Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, NodeName: new(nodeName)}},
+				})
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
 }
