@@ -174,10 +174,15 @@ func (l *Lab) DeleteService(ctx context.Context, name string) error {
 
 // WaitIngress waits until the Service has a load-balancer IP and returns it.
 func (l *Lab) WaitIngress(ctx context.Context, name string) (netip.Addr, error) {
+	return l.WaitIngressIn(ctx, Namespace, name)
+}
+
+// WaitIngressIn is WaitIngress for a Service in namespace ns.
+func (l *Lab) WaitIngressIn(ctx context.Context, ns, name string) (netip.Addr, error) {
 	var last string
 	for {
 		var svc corev1.Service
-		err := l.Client.Get(ctx, client.ObjectKey{Namespace: Namespace, Name: name}, &svc)
+		err := l.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc)
 		if err == nil {
 			for _, in := range svc.Status.LoadBalancer.Ingress {
 				if ip, err := netip.ParseAddr(in.IP); err == nil {
@@ -190,7 +195,7 @@ func (l *Lab) WaitIngress(ctx context.Context, name string) (netip.Addr, error) 
 		}
 		select {
 		case <-ctx.Done():
-			return netip.Addr{}, fmt.Errorf("service %s/%s got no IP: %s (controller log: %s)", Namespace, name, last, l.logOf("controller"))
+			return netip.Addr{}, fmt.Errorf("service %s/%s got no IP: %s (controller log: %s)", ns, name, last, l.logOf("controller"))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

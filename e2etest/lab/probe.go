@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -57,16 +56,7 @@ func httpGet(ctx context.Context, ns string, ip netip.Addr, timeout time.Duratio
 // trimmed (for the lab's responders: the node's name). It fails on a
 // timeout, a connection error or an HTTP error status, quoting curl.
 func (l *Lab) ExtCurl(ctx context.Context, url string, timeout time.Duration) (string, error) {
-	secs := strconv.FormatFloat(timeout.Seconds(), 'f', 3, 64)
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.ExtNS,
-		"curl", "--silent", "--show-error", "--fail", "--globoff", "--max-time", secs, url)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("curl %s from %s: %v: %s", url, l.ExtNS, err, strings.TrimSpace(stderr.String()))
-	}
-	return strings.TrimSpace(string(out)), nil
+	return Curl(ctx, l.ExtNS, timeout, "--globoff", url)
 }
 
 // URL is http://ip/ (brackets around an IPv6 address), for ExtCurl.
