@@ -46,8 +46,11 @@ type Config struct {
 	NodeName string
 	// RestConfig reaches the API server.
 	RestConfig *rest.Config
-	// Namespace, SecretName and SecretKey locate the memberlist key.
+	// Namespace, SecretName and SecretKey locate the memberlist keys.
 	Namespace, SecretName, SecretKey string
+	// KeyRefresh is how often the running speaker re-reads the memberlist
+	// Secret, to follow a key rotation (default 10s).
+	KeyRefresh time.Duration
 	// AllowUnencrypted permits running memberlist without a key when the
 	// Secret does not exist.
 	AllowUnencrypted bool
@@ -92,6 +95,7 @@ func (c *Config) defaults() error {
 	c.SecretName = cmp.Or(c.SecretName, "portico-memberlist")
 	c.SecretKey = cmp.Or(c.SecretKey, "secretkey")
 	c.StatusInterval = cmp.Or(max(c.StatusInterval, 0), time.Second)
+	c.KeyRefresh = cmp.Or(max(c.KeyRefresh, 0), keyRefresh)
 	if c.NetNS == nil {
 		c.NetNS = func(f func() error) error { return f() }
 	}
@@ -116,6 +120,7 @@ type Speaker struct {
 	peer *peers
 	l2   *l2Protocol
 	bgp  *bgpProtocol
+	keys *memberlistKeys
 	// protocols are l2 and bgp, in the order they are applied.
 	protocols []protocol
 	// builder turns the cached Portico objects into the configuration
@@ -163,7 +168,8 @@ func New(ctx context.Context, cfg Config) (*Speaker, error) {
 	if s.mgr, err = newManager(cfg); err != nil {
 		return nil, err
 	}
-	key, err := s.readKey(ctx)
+	s.keys = newMemberlistKeys(s)
+	keys, err := s.keys.initial(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +182,7 @@ func New(ctx context.Context, cfg Config) (*Speaker, error) {
 		BindAddr:         cfg.BindAddr,
 		BindPort:         cfg.BindPort,
 		AdvertiseAddr:    advertise,
-		SecretKey:        key,
+		Keys:             keys,
 		AllowUnencrypted: cfg.AllowUnencrypted,
 		Timers:           cfg.Timers,
 		Meta:             l2plan.EncodeMeta(l2plan.Meta{Ready: false}, membership.MaxMetaSize),
@@ -202,33 +208,6 @@ func New(ctx context.Context, cfg Config) (*Speaker, error) {
 		registerMetrics(cfg.Registry, s)
 	}
 	return s, nil
-}
-
-// readKey reads the memberlist key from its Secret, retrying while the API
-// server cannot be reached.
-func (s *Speaker) readKey(ctx context.Context) ([]byte, error) {
-	ref := membership.SecretRef{Namespace: s.cfg.Namespace, Name: s.cfg.SecretName, Key: s.cfg.SecretKey}
-	var sec corev1.Secret
-	err := retryAPI(ctx, s.log, "reading the memberlist secret "+ref.String(), func() error {
-		return s.mgr.GetAPIReader().Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, &sec)
-	})
-	switch {
-	case apierrors.IsNotFound(err) && s.cfg.AllowUnencrypted:
-		s.log.Warn("memberlist secret not found: running memberlist UNENCRYPTED because --allow-unencrypted-memberlist is set", "secret", ref.String())
-		return nil, nil
-	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("memberlist secret %s/%s not found; create it with "+
-			"`kubectl -n %s create secret generic %s --from-literal=%s=\"$(openssl rand -base64 32)\"` "+
-			"(or pass --allow-unencrypted-memberlist to run without encryption)",
-			ref.Namespace, ref.Name, ref.Namespace, ref.Name, ref.Key)
-	case err != nil:
-		return nil, fmt.Errorf("reading memberlist %s: %w", ref, err)
-	}
-	key, err := membership.KeyFromSecret(ref, sec.Data)
-	if err != nil {
-		return nil, fmt.Errorf("memberlist key: %w", err)
-	}
-	return key, nil
 }
 
 // retryAPI runs f until it succeeds, fails with an API error that retrying
@@ -311,6 +290,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		wg.Go(func() { s.st.run(wctx) })
 		wg.Go(func() { s.publish(wctx) })
 		wg.Go(func() { s.bgp.passwords.run(wctx) })
+		wg.Go(func() { s.keys.run(wctx) })
 		wg.Go(func() { s.watchBGP(wctx) })
 		s.loop(ctx)
 	}
@@ -529,6 +509,9 @@ func (s *Speaker) lastError() string {
 	}
 	for _, p := range s.protocols {
 		parts = append(parts, p.problems()...)
+	}
+	if p := s.keys.currentProblem(); p != "" {
+		parts = append(parts, p)
 	}
 	if _, err := s.net.current(); err != nil {
 		parts = append(parts, "reading links: "+err.Error())

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	porticov1 "github.com/portico-lb/portico/api/v1alpha1"
+	"github.com/portico-lb/portico/internal/membership"
 	"github.com/portico-lb/portico/internal/netnstest"
 	"github.com/portico-lb/portico/internal/testcluster"
 	"github.com/portico-lb/portico/speaker"
@@ -448,4 +449,87 @@ func TestMemberlistSecretErrors(t *testing.T) {
 	stopped, cancel := context.WithCancel(ctx)
 	cancel()
 	_ = sp.Run(stopped) // releases the memberlist port
+}
+
+// TestMemberlistKeysFollowTheSecret: a running speaker picks up a changed
+// memberlist Secret (several keys, then another first key) without a
+// restart; a malformed or deleted Secret keeps the keys in use and says so
+// in the SpeakerStatus until it is fixed.
+func TestMemberlistKeysFollowTheSecret(t *testing.T) {
+	ensureSecret(t)
+	ctx := context.Background()
+	const name, nodeName = "rotating-keys", "keys-test"
+	keyA, keyB := strings.Repeat("A", 43)+"=", strings.Repeat("B", 43)+"="
+	rawA, _ := base64.StdEncoding.DecodeString(keyA)
+	rawB, _ := base64.StdEncoding.DecodeString(keyB)
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: name},
+		Data: map[string][]byte{"secretkey": []byte(keyA)}}
+	mustCreate(t, sec, node(nodeName))
+	t.Cleanup(func() {
+		_ = cluster.Client.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: name}})
+		_ = cluster.Client.Delete(ctx, node(nodeName))
+	})
+	setKeys := func(v string) {
+		t.Helper()
+		var s corev1.Secret
+		if err := cluster.Client.Get(ctx, client.ObjectKeyFromObject(sec), &s); err != nil {
+			t.Fatal(err)
+		}
+		s.Data["secretkey"] = []byte(v)
+		if err := cluster.Client.Update(ctx, &s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	sp, err := speaker.New(runCtx, speaker.Config{NodeName: nodeName, RestConfig: cluster.Config, SecretName: name,
+		BindAddr: "127.0.0.1", KeyRefresh: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()}))})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sp.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the speaker to be ready", func() (bool, string) { return sp.Ready(), "" })
+	keysAre := func(want ...[]byte) func() (bool, string) {
+		return func() (bool, string) {
+			got := sp.Membership().Keys()
+			return slices.EqualFunc(got, want, func(a, b []byte) bool { return string(a) == string(b) }), fmt.Sprintf("%x", got)
+		}
+	}
+	waitFor(t, "key A", keysAre(rawA))
+
+	setKeys(keyA + "\n" + keyB + "\n")
+	waitFor(t, "keys A and B, A encrypting", keysAre(rawA, rawB))
+	setKeys(keyB + "\n" + keyA)
+	waitFor(t, "keys B and A, B encrypting", keysAre(rawB, rawA))
+	waitFor(t, "the keys in the SpeakerStatus", func() (bool, string) {
+		st := speakerStatus(nodeName)
+		return st.MemberlistKeys == "2 keys, encrypting with "+membership.Fingerprint(rawB), st.MemberlistKeys
+	})
+
+	setKeys(keyB + "\nnot-a-key")
+	waitFor(t, "the malformed Secret in the SpeakerStatus", func() (bool, string) {
+		st := speakerStatus(nodeName)
+		return strings.Contains(st.LastError, `secret portico-system/rotating-keys key "secretkey" holds 2 keys; key 2`) &&
+			strings.Contains(st.LastError, "keeping the keys in use"), st.LastError
+	})
+	if ok, got := keysAre(rawB, rawA)(); !ok {
+		t.Errorf("a malformed Secret changed the keys to %s", got)
+	}
+	if err := cluster.Client.Delete(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted Secret in the SpeakerStatus", func() (bool, string) {
+		st := speakerStatus(nodeName)
+		return strings.Contains(st.LastError, "memberlist secret portico-system/rotating-keys is gone"), st.LastError
+	})
+	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: name},
+		Data: map[string][]byte{"secretkey": []byte(keyB)}})
+	waitFor(t, "key B alone", keysAre(rawB))
+	waitFor(t, "lastError to clear", func() (bool, string) {
+		st := speakerStatus(nodeName)
+		return st.LastError == "", st.LastError
+	})
 }

@@ -103,6 +103,7 @@ func (w *statusWriter) writeNode(ctx context.Context, plan *l2plan.Plan, members
 	links, _ := s.net.current()
 	want := l2plan.NodeStatus(s.localAddr, members, ifaces, links.macs, plan, s.lastError())
 	want.BGPSessions = s.bgp.sessions()
+	want.MemberlistKeys = s.keys.summary()
 	c := s.mgr.GetClient()
 	var cur porticov1.SpeakerStatus
 	err := s.mgr.GetCache().Get(ctx, types.NamespacedName{Name: s.cfg.NodeName}, &cur)

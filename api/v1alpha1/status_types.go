@@ -32,6 +32,13 @@ type SpeakerStatusStatus struct {
 	// +optional
 	BGPSessions []BGPSessionStatus `json:"bgpSessions,omitempty"`
 
+	// MemberlistKeys says which memberlist keys this speaker uses: how many, and
+	// the fingerprint (first 8 hex digits of the SHA-256) of the one it encrypts
+	// with, e.g. "2 keys, encrypting with sha256:1a2b3c4d". A key rotation moves
+	// to its next step once every speaker shows the current one.
+	// +optional
+	MemberlistKeys string `json:"memberlistKeys,omitempty"`
+
 	// LastError is the most recent problem this speaker could not fix by itself.
 	// +optional
 	LastError string `json:"lastError,omitempty"`

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/clientcmd"
@@ -36,8 +37,9 @@ func run() int {
 		nodeName    = fs.String("node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
 		kubeconfig  = fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file; empty means in-cluster configuration")
 		namespace   = fs.String("namespace", "portico-system", "namespace of the memberlist Secret")
-		secretName  = fs.String("memberlist-secret", "portico-memberlist", "name of the Secret holding the memberlist key (key \"secretkey\")")
+		secretName  = fs.String("memberlist-secret", "portico-memberlist", "name of the Secret holding the memberlist keys (key \"secretkey\": one key, or several one a line, the first encrypting)")
 		unencrypted = fs.Bool("allow-unencrypted-memberlist", false, "run memberlist unencrypted when the Secret does not exist")
+		keyRefresh  = fs.Duration("memberlist-key-refresh", 10*time.Second, "how often the memberlist Secret is re-read, to follow a key rotation")
 		bindAddr    = fs.String("memberlist-bind-addr", "0.0.0.0", "memberlist listen address")
 		port        = fs.Int("memberlist-port", membership.DefaultPort, "memberlist port (TCP and UDP)")
 		advertise   = fs.String("memberlist-advertise-addr", "", "address other speakers reach this one at (default: the bind address, or the Node's InternalIP)")
@@ -90,6 +92,7 @@ func run() int {
 		Namespace:          *namespace,
 		SecretName:         *secretName,
 		AllowUnencrypted:   *unencrypted,
+		KeyRefresh:         *keyRefresh,
 		BindAddr:           *bindAddr,
 		BindPort:           *port,
 		AdvertiseAddr:      *advertise,

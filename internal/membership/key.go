@@ -2,11 +2,14 @@ package membership
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // ErrNoKey is returned by New when no secret key is configured and
@@ -27,9 +30,9 @@ func (r SecretRef) String() string {
 	return fmt.Sprintf("secret %s/%s key %q", r.Namespace, r.Name, r.Key)
 }
 
-// KeyFromSecret finds ref.Key in a Secret's data (as client-go returns it,
-// already base64-decoded once by the API) and parses it with ParseKey.
-func KeyFromSecret(ref SecretRef, data map[string][]byte) ([]byte, error) {
+// KeysFromSecret finds ref.Key in a Secret's data (as client-go returns it,
+// already base64-decoded once by the API) and parses it with ParseKeys.
+func KeysFromSecret(ref SecretRef, data map[string][]byte) ([][]byte, error) {
 	raw, ok := data[ref.Key]
 	if !ok {
 		keys := make([]string, 0, len(data))
@@ -45,7 +48,35 @@ func KeyFromSecret(ref SecretRef, data map[string][]byte) ([]byte, error) {
 			"`kubectl -n %s create secret generic %s --from-literal=%s=\"$(openssl rand -base64 32)\"`",
 			ref.Namespace, ref.Name, ref.Key, has, ref.Namespace, ref.Name, ref.Key)
 	}
-	return ParseKey(ref, raw)
+	return ParseKeys(ref, raw)
+}
+
+// ParseKeys reads the keys of a memberlist Secret: one key (see ParseKey),
+// or several base64 keys separated by newlines, spaces or commas. The first
+// one encrypts; all of them decrypt, which is what lets the key be rotated
+// without a restart (docs/security.md): add the new key second, make it
+// first once every speaker has it, then remove the old one.
+func ParseKeys(ref SecretRef, data []byte) ([][]byte, error) {
+	if key, err := ParseKey(ref, data); err == nil {
+		return [][]byte{key}, nil
+	}
+	fields := strings.FieldsFunc(string(data), func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	if len(fields) < 2 {
+		return nil, singleKeyError(ref, data)
+	}
+	var keys [][]byte
+	for i, f := range fields {
+		key, ok := decodeBase64([]byte(f))
+		if !ok || !validKeyLen(len(key)) {
+			return nil, fmt.Errorf("%s holds %d keys; key %d (counting from 1) is not base64 of 16, 24 or 32 bytes "+
+				"(with several keys, each must be base64 %s, one per line)", ref, len(fields), i+1, keyHint)
+		}
+		if slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, key) }) {
+			return nil, fmt.Errorf("%s holds key %d (counting from 1) twice; list each key once, the one that encrypts first", ref, i+1)
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
 }
 
 // ParseKey turns a stored key into an AES key for memberlist: 16, 24 or 32
@@ -58,9 +89,6 @@ func KeyFromSecret(ref SecretRef, data map[string][]byte) ([]byte, error) {
 // value of exactly 16, 24 or 32 bytes is taken as the raw key. (Random raw
 // bytes are valid base64 of the right length with negligible probability.)
 func ParseKey(ref SecretRef, data []byte) ([]byte, error) {
-	if len(data) == 0 {
-		return nil, fmt.Errorf("%s is empty; it must hold a 16, 24 or 32 byte key, raw or base64 %s", ref, keyHint)
-	}
 	decoded, isBase64 := decodeBase64(bytes.TrimSpace(data))
 	if isBase64 && validKeyLen(len(decoded)) {
 		return decoded, nil
@@ -68,11 +96,20 @@ func ParseKey(ref SecretRef, data []byte) ([]byte, error) {
 	if validKeyLen(len(data)) {
 		return slices.Clone(data), nil
 	}
+	return nil, singleKeyError(ref, data)
+}
+
+// singleKeyError says why data is not one key.
+func singleKeyError(ref SecretRef, data []byte) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return fmt.Errorf("%s is empty; it must hold a 16, 24 or 32 byte key, raw or base64 %s", ref, keyHint)
+	}
+	decoded, isBase64 := decodeBase64(bytes.TrimSpace(data))
 	if isBase64 {
-		return nil, fmt.Errorf("%s is %d bytes (%d once base64-decoded); it must be 16, 24 or 32 bytes %s",
+		return fmt.Errorf("%s is %d bytes (%d once base64-decoded); it must be 16, 24 or 32 bytes %s",
 			ref, len(data), len(decoded), keyHint)
 	}
-	return nil, fmt.Errorf("%s is %d bytes; it must be 16, 24 or 32 bytes %s", ref, len(data), keyHint)
+	return fmt.Errorf("%s is %d bytes; it must be 16, 24 or 32 bytes %s", ref, len(data), keyHint)
 }
 
 func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
@@ -92,16 +129,25 @@ func decodeBase64(s []byte) ([]byte, bool) {
 	return nil, false
 }
 
-// checkKey validates a Config's key.
-func checkKey(key []byte, allowUnencrypted bool) error {
-	if len(key) == 0 {
+// checkKeys validates a Config's keys.
+func checkKeys(keys [][]byte, allowUnencrypted bool) error {
+	if len(keys) == 0 {
 		if allowUnencrypted {
 			return nil
 		}
 		return ErrNoKey
 	}
-	if !validKeyLen(len(key)) {
-		return fmt.Errorf("memberlist secret key is %d bytes; it must be 16, 24 or 32 bytes %s", len(key), keyHint)
+	for i, key := range keys {
+		if !validKeyLen(len(key)) {
+			return fmt.Errorf("memberlist secret key %d (counting from 1) is %d bytes; it must be 16, 24 or 32 bytes %s", i+1, len(key), keyHint)
+		}
 	}
 	return nil
+}
+
+// Fingerprint names a key in logs and events without revealing it: the
+// first 8 hex digits of its SHA-256.
+func Fingerprint(key []byte) string {
+	sum := sha256.Sum256(key)
+	return "sha256:" + hex.EncodeToString(sum[:4])
 }

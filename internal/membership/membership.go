@@ -9,6 +9,7 @@
 package membership
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,9 +49,10 @@ type Config struct {
 	// this one; defaults: chosen from the bind address, and BindPort.
 	AdvertiseAddr string
 	AdvertisePort int
-	// SecretKey is the 16, 24 or 32 byte AES key shared by all speakers.
-	// It may be nil only when AllowUnencrypted is set.
-	SecretKey        []byte
+	// Keys are the 16, 24 or 32 byte AES keys shared by all speakers: the
+	// first encrypts, every one decrypts (SetKeys changes them). They may
+	// be empty only when AllowUnencrypted is set.
+	Keys             [][]byte
 	AllowUnencrypted bool
 	// ClusterLabel defaults to DefaultClusterLabel.
 	ClusterLabel string
@@ -164,6 +166,10 @@ type Membership struct {
 	changes  chan struct{}
 	dispatch *dispatcher
 
+	// ring holds the keys (nil: unencrypted); keysMu serialises SetKeys.
+	ring   *memberlist.Keyring
+	keysMu sync.Mutex
+
 	metaMu  sync.Mutex
 	meta    []byte // user meta
 	leaving bool
@@ -190,7 +196,7 @@ func New(cfg Config) (*Membership, error) {
 	if cfg.NodeName == "" {
 		return nil, errors.New("membership: NodeName is empty")
 	}
-	if err := checkKey(cfg.SecretKey, cfg.AllowUnencrypted); err != nil {
+	if err := checkKeys(cfg.Keys, cfg.AllowUnencrypted); err != nil {
 		return nil, err
 	}
 	if err := cfg.Timers.Validate(); err != nil {
@@ -217,7 +223,11 @@ func New(cfg Config) (*Membership, error) {
 		reported: make(map[string]time.Time),
 		views:    make(map[string]netip.AddrPort),
 	}
-	mlc := m.memberlistConfig(cfg)
+	mlc, err := m.memberlistConfig(cfg)
+	if err != nil {
+		m.dispatch.stop()
+		return nil, err
+	}
 	list, err := memberlist.Create(mlc)
 	if err != nil {
 		m.dispatch.stop()
@@ -231,7 +241,7 @@ func New(cfg Config) (*Membership, error) {
 	return m, nil
 }
 
-func (m *Membership) memberlistConfig(cfg Config) *memberlist.Config {
+func (m *Membership) memberlistConfig(cfg Config) (*memberlist.Config, error) {
 	t := m.timers
 	c := memberlist.DefaultLANConfig()
 	c.Name = cfg.NodeName
@@ -240,7 +250,13 @@ func (m *Membership) memberlistConfig(cfg Config) *memberlist.Config {
 	c.AdvertiseAddr = cfg.AdvertiseAddr
 	c.AdvertisePort = cmpOr(cfg.AdvertisePort, cfg.BindPort)
 	c.Label = cmpOr(cfg.ClusterLabel, DefaultClusterLabel)
-	c.SecretKey = slices.Clone(cfg.SecretKey)
+	if len(cfg.Keys) > 0 {
+		ring, err := memberlist.NewKeyring(cloneKeys(cfg.Keys), slices.Clone(cfg.Keys[0]))
+		if err != nil {
+			return nil, fmt.Errorf("membership: keys: %w", err)
+		}
+		c.Keyring, m.ring = ring, ring
+	}
 
 	c.ProbeInterval = t.ProbeInterval
 	c.ProbeTimeout = t.ProbeTimeout
@@ -260,7 +276,82 @@ func (m *Membership) memberlistConfig(cfg Config) *memberlist.Config {
 	c.Delegate = d
 	c.Events = d
 	c.Conflict = d
-	return c
+	return c, nil
+}
+
+func cloneKeys(keys [][]byte) [][]byte {
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = slices.Clone(k)
+	}
+	return out
+}
+
+// SetKeys replaces the keys while running: the first one encrypts from now
+// on, every one decrypts. Members whose keys share one with ours keep
+// hearing us, so a rotation done in steps (add the new key second, make it
+// first, remove the old one; each step on every member before the next)
+// never splits the cluster. A Membership started unencrypted cannot start
+// encrypting: it must be restarted.
+func (m *Membership) SetKeys(keys [][]byte) error {
+	if err := checkKeys(keys, false); err != nil {
+		return err
+	}
+	ring := m.ring
+	if ring == nil {
+		return errors.New("membership: this speaker started without encryption and cannot start encrypting " +
+			"while running; restart it to use the key")
+	}
+	m.keysMu.Lock()
+	defer m.keysMu.Unlock()
+	for _, k := range keys {
+		if err := ring.AddKey(slices.Clone(k)); err != nil {
+			return fmt.Errorf("membership: adding a key: %w", err)
+		}
+	}
+	kept := func(k []byte) bool {
+		return slices.ContainsFunc(keys, func(w []byte) bool { return bytes.Equal(w, k) })
+	}
+	// memberlist's Keyring.RemoveKey shifts the keys after the removed one
+	// in place, under the feet of goroutines decrypting with the slice
+	// GetKeys returned; removing the last key shifts nothing. So a key to
+	// remove is first brought last: UseKey(last) moves the last key to the
+	// front and the others one down.
+	for {
+		cur := ring.GetKeys()
+		last := -1 // the last key to remove
+		for i, k := range cur {
+			if !kept(k) {
+				last = i
+			}
+		}
+		if last < 0 {
+			break
+		}
+		if last != len(cur)-1 { // (a kept key is in the ring, so len(cur) > 1)
+			if err := ring.UseKey(cur[len(cur)-1]); err != nil {
+				return fmt.Errorf("membership: reordering the keys: %w", err)
+			}
+			continue
+		}
+		if err := ring.RemoveKey(cur[last]); err != nil {
+			return fmt.Errorf("membership: removing a key: %w", err)
+		}
+	}
+	if err := ring.UseKey(keys[0]); err != nil {
+		return fmt.Errorf("membership: switching to the first key: %w", err)
+	}
+	return nil
+}
+
+// Keys returns the keys in use, the encrypting one first.
+func (m *Membership) Keys() [][]byte {
+	if m.ring == nil {
+		return nil
+	}
+	m.keysMu.Lock()
+	defer m.keysMu.Unlock()
+	return cloneKeys(m.ring.GetKeys()) // primary first
 }
 
 func cmpOr[T comparable](v, def T) T {

@@ -3,6 +3,7 @@ package membership
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,6 +79,12 @@ func (s *logSink) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
+func (s *logSink) all() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.records)
+}
+
 func (s *logSink) contains(level slog.Level, substr string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -101,7 +108,7 @@ func start(t *testing.T, name string, key []byte, edit ...func(*Config)) *node {
 		NodeName:      name,
 		BindAddr:      "127.0.0.1",
 		AdvertiseAddr: "127.0.0.1",
-		SecretKey:     key,
+		Keys:          keyList(key),
 		Logger:        slog.New(slog.DiscardHandler),
 		OnEvent:       rec.onEvent,
 		OnConflict:    rec.onConflict,
@@ -269,7 +276,7 @@ func TestMeta(t *testing.T) {
 	if err := a.SetMeta(make([]byte, MaxMetaSize+1), time.Second); err == nil {
 		t.Error("oversized meta accepted")
 	}
-	if _, err := New(Config{NodeName: "x", SecretKey: testKey, Meta: make([]byte, MaxMetaSize+1)}); err == nil {
+	if _, err := New(Config{NodeName: "x", Keys: [][]byte{testKey}, Meta: make([]byte, MaxMetaSize+1)}); err == nil {
 		t.Error("oversized initial meta accepted")
 	}
 }
@@ -352,14 +359,14 @@ func TestNewValidation(t *testing.T) {
 	if !errors.Is(err, ErrNoKey) {
 		t.Errorf("no key: %v, want ErrNoKey", err)
 	}
-	if _, err := New(Config{NodeName: "a", SecretKey: []byte("short")}); err == nil ||
+	if _, err := New(Config{NodeName: "a", Keys: [][]byte{[]byte("short")}}); err == nil ||
 		!strings.Contains(err.Error(), "is 5 bytes; it must be 16, 24 or 32 bytes") {
 		t.Errorf("short key: %v", err)
 	}
-	if _, err := New(Config{SecretKey: testKey}); err == nil {
+	if _, err := New(Config{Keys: [][]byte{testKey}}); err == nil {
 		t.Error("empty node name accepted")
 	}
-	bad := Config{NodeName: "a", SecretKey: testKey, Timers: Timers{ProbeInterval: 50 * time.Millisecond, ProbeTimeout: 80 * time.Millisecond}}
+	bad := Config{NodeName: "a", Keys: [][]byte{testKey}, Timers: Timers{ProbeInterval: 50 * time.Millisecond, ProbeTimeout: 80 * time.Millisecond}}
 	if _, err := New(bad); err == nil || !strings.Contains(err.Error(), "ProbeTimeout (80ms) must be shorter than ProbeInterval (50ms)") {
 		t.Errorf("bad timers: %v", err)
 	}
@@ -368,7 +375,7 @@ func TestNewValidation(t *testing.T) {
 		t.Errorf("Join(nil): %v", err)
 	}
 	// A port clash is reported with the address.
-	_, err = New(Config{NodeName: "b", BindAddr: "127.0.0.1", BindPort: int(a.LocalAddr().Port()), SecretKey: testKey})
+	_, err = New(Config{NodeName: "b", BindAddr: "127.0.0.1", BindPort: int(a.LocalAddr().Port()), Keys: [][]byte{testKey}})
 	if err == nil || !strings.Contains(err.Error(), a.LocalAddr().String()) {
 		t.Errorf("port clash: %v", err)
 	}
@@ -443,15 +450,123 @@ func TestParseKey(t *testing.T) {
 		})
 	}
 
-	_, err := KeyFromSecret(ref, map[string][]byte{"key": nil, "other": nil})
+	_, err := KeysFromSecret(ref, map[string][]byte{"key": nil, "other": nil})
 	want := `secret portico-system/memberlist has no key "secretkey" (it has "key", "other"); create it with ` +
 		"`kubectl -n portico-system create secret generic memberlist --from-literal=secretkey=\"$(openssl rand -base64 32)\"`"
 	if err == nil || err.Error() != want {
 		t.Errorf("missing key: %v\nwant %s", err, want)
 	}
-	key, err := KeyFromSecret(ref, map[string][]byte{"secretkey": []byte(strings.Repeat("QUJD", 8))})
-	if err != nil || string(key) != strings.Repeat("ABC", 8) {
-		t.Errorf("got %q, %v", key, err)
+	keys, err := KeysFromSecret(ref, map[string][]byte{"secretkey": []byte(strings.Repeat("QUJD", 8))})
+	if err != nil || len(keys) != 1 || string(keys[0]) != strings.Repeat("ABC", 8) {
+		t.Errorf("got %q, %v", keys, err)
+	}
+}
+
+func TestParseKeys(t *testing.T) {
+	ref := SecretRef{Namespace: "portico-system", Name: "memberlist", Key: "secretkey"}
+	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 24)
+	b1, b2 := base64.StdEncoding.EncodeToString(k1), base64.StdEncoding.EncodeToString(k2)
+	for _, c := range []struct {
+		name, in string
+		want     [][]byte
+		err      string
+	}{
+		{name: "one key", in: b1 + "\n", want: [][]byte{k1}},
+		{name: "two keys, one a line", in: b2 + "\n" + b1 + "\n", want: [][]byte{k2, k1}},
+		{name: "commas and spaces", in: b1 + ", " + b2, want: [][]byte{k1, k2}},
+		{name: "a bad second key", in: b1 + "\nnot-a-key\n", err: `holds 2 keys; key 2 (counting from 1) is not base64 of 16, 24 or 32 bytes`},
+		{name: "a key twice", in: b1 + "\n" + b1, err: "holds key 2 (counting from 1) twice"},
+		{name: "blank", in: " \n", err: "is empty"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := ParseKeys(ref, []byte(c.in))
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("error %v\nwant %s", err, c.err)
+				}
+				return
+			}
+			if err != nil || !slices.EqualFunc(got, c.want, bytes.Equal) {
+				t.Fatalf("got %x, %v; want %x", got, err, c.want)
+			}
+		})
+	}
+}
+
+func keyList(key []byte) [][]byte {
+	if key == nil {
+		return nil
+	}
+	return [][]byte{key}
+}
+
+// TestKeyRotation rotates the key of three running members in the
+// documented steps (add the new key second, make it first, remove the old
+// one), one member at a time. No member ever fails to decrypt another's
+// packet (memberlist logs each such packet: that is the split the steps
+// avoid), all three stay members, a member started with only the new key
+// joins afterwards and one with only the old key cannot; and skipping the
+// first step (a member encrypting with a key the others lack) does split the
+// cluster, so the check would see it.
+func TestKeyRotation(t *testing.T) {
+	names := []string{"a", "b", "c"}
+	var nodes []*node
+	sinks := map[string]*logSink{}
+	for i, name := range names {
+		sinks[name] = &logSink{}
+		n := start(t, name, testKey, func(c *Config) { c.Logger = slog.New(sinks[name]) })
+		if i > 0 {
+			if err := n.Join([]string{nodes[0].LocalAddr().String()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nodes = append(nodes, n)
+	}
+	together := func(step string) {
+		t.Helper()
+		for _, n := range nodes {
+			waitFor(t, step+": "+n.name+" to see a, b and c", sees(n, names...))
+		}
+		for name, sink := range sinks {
+			if sink.contains(slog.LevelError, "ecrypt") {
+				t.Fatalf("%s: %s could not decrypt a packet: %v", step, name, sink.all())
+			}
+		}
+	}
+	together("start")
+	oldKey, newKey := testKey, bytes.Repeat([]byte{7}, 32)
+	for i, keys := range [][][]byte{{oldKey, newKey}, {newKey, oldKey}, {newKey}} {
+		for _, n := range nodes {
+			if err := n.SetKeys(keys); err != nil {
+				t.Fatalf("step %d on %s: %v", i+1, n.name, err)
+			}
+			if got := n.Keys(); !slices.EqualFunc(got, keys, bytes.Equal) {
+				t.Fatalf("step %d on %s: keys %x, want %x", i+1, n.name, got, keys)
+			}
+			// A few probe rounds with the new keys before the next member.
+			time.Sleep(3 * n.Timers().ProbeInterval * time.Duration(len(nodes)))
+			together(fmt.Sprintf("step %d, after %s", i+1, n.name))
+		}
+	}
+	late := start(t, "late", newKey)
+	if err := late.Join([]string{nodes[1].LocalAddr().String()}); err != nil {
+		t.Fatalf("a member with only the new key cannot join: %v", err)
+	}
+	stale := start(t, "stale", oldKey)
+	if err := stale.Join([]string{nodes[1].LocalAddr().String()}); err == nil {
+		t.Error("a member with only the old key joined after the old key was removed")
+	}
+
+	// Without the first step the cluster splits: c encrypts with a key a
+	// and b no longer have.
+	if err := nodes[2].SetKeys([][]byte{oldKey, newKey}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a to fail to decrypt c's packets", func() bool { return sinks["a"].contains(slog.LevelError, "ecrypt") })
+	waitFor(t, "a and b to lose c", func() bool { return !slices.Contains(nodes[0].MemberNames(), "c") })
+	if err := start(t, "plain", nil, func(c *Config) { c.AllowUnencrypted = true }).SetKeys([][]byte{newKey}); err == nil ||
+		!strings.Contains(err.Error(), "restart it") {
+		t.Errorf("SetKeys on an unencrypted member: %v", err)
 	}
 }
 
