@@ -305,7 +305,7 @@ func (ic *IngressController) waitReady(ctx context.Context, n *Node) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("Traefik on %s does not answer /ping (last error %v; log %s)", n.Name, err, p.Log)
+			return fmt.Errorf("the Traefik on %s does not answer /ping (last error %v; log %s)", n.Name, err, p.Log)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -424,7 +424,7 @@ func (ic *IngressController) Kill(n *Node) { ic.l.Proc(ic.procName(n)).kill() }
 func (ic *IngressController) Restart(ctx context.Context, n *Node) error {
 	p := ic.l.Proc(ic.procName(n))
 	if done, _ := p.Exited(); !done {
-		return fmt.Errorf("Traefik on %s is running (PID %d)", n.Name, p.PID)
+		return fmt.Errorf("the Traefik on %s is running (PID %d)", n.Name, p.PID)
 	}
 	if err := ic.l.launch(p); err != nil {
 		return err

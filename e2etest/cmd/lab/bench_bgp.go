@@ -327,11 +327,11 @@ func (b *bgpBench) serviceRoute(ctx context.Context, name string) (routeTimes, e
 			if svc, _ := ev.Object.(*corev1.Service); svc != nil && len(svc.Status.LoadBalancer.Ingress) > 0 {
 				rt.assigned = time.Now()
 				if rt.ip, err = netip.ParseAddr(svc.Status.LoadBalancer.Ingress[0].IP); err != nil {
-					return rt, fmt.Errorf("Service %s: %w", name, err)
+					return rt, fmt.Errorf("the Service %s: %w", name, err)
 				}
 			}
 		case <-ctx.Done():
-			return rt, fmt.Errorf("Service %s got no IP: %w", name, ctx.Err())
+			return rt, fmt.Errorf("the Service %s got no IP: %w", name, ctx.Err())
 		}
 	}
 	if rt.routed, err = b.fib.wait(ctx, hostPrefix(rt.ip), len(b.v4), rt.created); err != nil {
