@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mdlayher/arp"
@@ -24,10 +25,15 @@ import (
 // Only answers addressed to the client count (gratuitous ARP and
 // unsolicited advertisements of a takeover are not answers to a question).
 type Sampler struct {
-	arp     *arp.Client
-	ndp     *ndp.Conn
+	arp *arp.Client
+	// ndp is a raw ICMPv6 socket of the client's. Not an ndp.Conn: that
+	// names the interface in each destination's zone, which Go resolves in
+	// the root namespace, not the client's.
+	ndp     *ipv6.PacketConn
+	ifindex int
 	src4    netip.Addr
 	replies chan reply
+	closed  atomic.Bool
 	wg      sync.WaitGroup
 }
 
@@ -49,9 +55,27 @@ func (l *Lab) NewSampler() (*Sampler, error) {
 		if s.arp, err = arp.Dial(ifi); err != nil {
 			return fmt.Errorf("ARP socket: %w", err)
 		}
-		if s.ndp, _, err = ndp.Listen(ifi, ndp.Global); err != nil {
+		s.ifindex = ifi.Index
+		c, err := net.ListenPacket("ip6:ipv6-icmp", "::")
+		if err != nil {
 			s.arp.Close()
 			return fmt.Errorf("ICMPv6 socket: %w", err)
+		}
+		s.ndp = ipv6.NewPacketConn(c)
+		var f ipv6.ICMPFilter
+		f.SetAll(true)
+		f.Accept(ipv6.ICMPTypeNeighborAdvertisement)
+		for _, set := range []error{
+			s.ndp.SetICMPFilter(&f),
+			s.ndp.SetMulticastHopLimit(ndp.HopLimit),
+			s.ndp.SetMulticastInterface(ifi),
+			s.ndp.SetChecksum(true, 2),
+		} {
+			if set != nil {
+				s.arp.Close()
+				c.Close()
+				return fmt.Errorf("ICMPv6 socket: %w", set)
+			}
 		}
 		return nil
 	})
@@ -59,13 +83,6 @@ func (l *Lab) NewSampler() (*Sampler, error) {
 		return nil, fmt.Errorf("sampler in %s: %w", l.ClientNS, err)
 	}
 	s.src4 = netip.MustParseAddr(ClientIPv4)
-	var f ipv6.ICMPFilter
-	f.SetAll(true)
-	f.Accept(ipv6.ICMPTypeNeighborAdvertisement)
-	if err := s.ndp.SetICMPFilter(&f); err != nil {
-		s.Close()
-		return nil, err
-	}
 	s.wg.Add(2)
 	go s.readARP()
 	go s.readNDP()
@@ -74,16 +91,27 @@ func (l *Lab) NewSampler() (*Sampler, error) {
 
 // Close closes the sockets and waits for the readers.
 func (s *Sampler) Close() {
+	s.closed.Store(true)
 	s.arp.Close()
 	s.ndp.Close()
 	s.wg.Wait()
+}
+
+// stopped reports whether a reader should stop: the socket was closed. A
+// read error on an open socket (a malformed packet, the link down for a
+// moment) is waited out briefly and reading goes on.
+func (s *Sampler) stopped(err error) bool {
+	if err != nil && !s.closed.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	return s.closed.Load()
 }
 
 func (s *Sampler) readARP() {
 	defer s.wg.Done()
 	for {
 		p, _, err := s.arp.Read()
-		if errors.Is(err, net.ErrClosed) {
+		if s.stopped(err) {
 			return
 		}
 		if err != nil || p.Operation != arp.OperationReply || p.TargetIP != s.src4 {
@@ -95,11 +123,16 @@ func (s *Sampler) readARP() {
 
 func (s *Sampler) readNDP() {
 	defer s.wg.Done()
+	buf := make([]byte, 1500)
 	for {
-		m, _, _, err := s.ndp.ReadFrom()
-		if errors.Is(err, net.ErrClosed) {
+		n, _, _, err := s.ndp.ReadFrom(buf)
+		if s.stopped(err) {
 			return
 		}
+		if err != nil {
+			continue
+		}
+		m, err := ndp.ParseMessage(buf[:n])
 		na, ok := m.(*ndp.NeighborAdvertisement)
 		if err != nil || !ok || !na.Solicited {
 			continue
@@ -110,6 +143,23 @@ func (s *Sampler) readNDP() {
 			}
 		}
 	}
+}
+
+// solicit sends a neighbour solicitation for ip to its solicited-node
+// group on the client's eth0.
+func (s *Sampler) solicit(ip netip.Addr) error {
+	group, err := ndp.SolicitedNodeMulticast(ip)
+	if err != nil {
+		return err
+	}
+	b, err := ndp.MarshalMessage(&ndp.NeighborSolicitation{TargetAddress: ip, Options: []ndp.Option{
+		&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: s.arp.HardwareAddr()},
+	}})
+	if err != nil {
+		return err
+	}
+	_, err = s.ndp.WriteTo(b, &ipv6.ControlMessage{HopLimit: ndp.HopLimit, IfIndex: s.ifindex}, &net.IPAddr{IP: group.AsSlice()})
+	return err
 }
 
 // Round asks once for every IP and waits wait for the answers; it returns
@@ -132,13 +182,7 @@ func (s *Sampler) Round(ctx context.Context, ips []netip.Addr, wait time.Duratio
 			errs = append(errs, s.arp.Request(ip))
 			continue
 		}
-		group, err := ndp.SolicitedNodeMulticast(ip)
-		if err == nil {
-			err = s.ndp.WriteTo(&ndp.NeighborSolicitation{TargetAddress: ip, Options: []ndp.Option{
-				&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: s.arp.HardwareAddr()},
-			}}, nil, group)
-		}
-		errs = append(errs, err)
+		errs = append(errs, s.solicit(ip))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
