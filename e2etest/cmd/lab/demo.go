@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -100,14 +101,39 @@ spec:
   communities: ["64500:100"]
 `, lab.BGPPoolV4, lab.BGPPoolV6, lab.NodeASN, lab.RouterASN)
 
-func demo(name string, nodes int) (err error) {
+// demo runs the whole story in a lab called name. With keep the lab stays
+// up at the end (its agent process serves it) and demo prints how to use it.
+func demo(name string, nodes int, keep bool) (err error) {
+	step("clean up what an earlier or interrupted run left")
+	if err := down(name); err != nil {
+		return err
+	}
 	d := &demoRun{step: "start the lab"}
 	step("start the lab: API server, controller and a speaker in each of the node namespaces")
-	d.l, err = lab.Up(lab.Opts{Name: name, Nodes: nodes, Progress: func(s string) { fmt.Printf("    - %s\n", s) }})
+	opts := lab.Opts{Name: name, Nodes: nodes, Progress: func(s string) { fmt.Printf("    - %s\n", s) }}
+	if keep {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		opts.Agent = []string{self, "agent"}
+	}
+	d.l, err = lab.Up(opts)
 	if err != nil {
 		return err
 	}
 	defer func() {
+		if keep {
+			d.begin("bring back the nodes the demo killed")
+			hctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if herr := d.heal(hctx); herr != nil && err == nil {
+				err = d.fail(herr)
+			}
+			fmt.Printf("\nThe lab %q stays up (KEEP). Logs: %s\n\n  export KUBECONFIG=%s\n", name, d.l.RunDir, d.l.Kubeconfig)
+			howToUse(d.l)
+			return
+		}
 		step("tear the lab down")
 		if derr := d.l.Down(); derr != nil && err == nil {
 			err = derr
@@ -140,6 +166,9 @@ func demo(name string, nodes int) (err error) {
 	if err := d.kubectl("", "describe", "service", "web"); err != nil {
 		return d.fail(err)
 	}
+	if _, err := d.services(ctx); err != nil {
+		return d.fail(err)
+	}
 	bgpIP, err := d.bgp(ctx)
 	if err != nil {
 		return d.fail(err)
@@ -147,7 +176,10 @@ func demo(name string, nodes int) (err error) {
 	if err := d.failover(ctx, ip, first); err != nil {
 		return err
 	}
-	return d.bgpAfterFailover(ctx, bgpIP, first)
+	if err := d.bgpAfterFailover(ctx, bgpIP, first); err != nil {
+		return err
+	}
+	return d.ingress(ctx, first)
 }
 
 // inRouter runs vtysh at the lab's router, printing the command and output.
@@ -259,13 +291,17 @@ func (d *demoRun) reach(ctx context.Context, ip netip.Addr) (*lab.Node, error) {
 	if n == nil {
 		return nil, err
 	}
-	if err := d.inClient("arping", "-c", "1", "-w", "2", "-I", "eth0", ip.String()); err != nil {
+	probe, proto := []string{"arping", "-c", "1", "-w", "2", "-I", "eth0", ip.String()}, "ARP"
+	if ip.Is6() {
+		probe, proto = []string{"ndisc6", "-n", "-r", "1", "-w", "500", ip.String(), "eth0"}, "NDP"
+	}
+	if err := d.inClient(probe...); err != nil {
 		return nil, err
 	}
-	if err := d.inClient("curl", "-sS", "-m", "2", "http://"+ip.String()+"/"); err != nil {
+	if err := d.inClient("curl", "-sS", "-g", "-m", "2", "http://"+net.JoinHostPort(ip.String(), "80")+"/"); err != nil {
 		return nil, err
 	}
-	fmt.Printf("    %s (MAC %s) answers ARP for %s, and HTTP reaches %s\n", n.Name, n.MAC, ip, n.Name)
+	fmt.Printf("    %s (MAC %s) answers %s for %s, and HTTP reaches %s\n", n.Name, n.MAC, proto, ip, n.Name)
 	return n, nil
 }
 

@@ -3,7 +3,8 @@
 //
 //	lab up      start a lab that keeps running after the command exits
 //	lab down    stop it, and remove leftovers of failed or interrupted runs
-//	lab demo    start a lab, show an L2 Service and its failover, tear down
+//	lab demo    start a lab, show Services over L2 and BGP and a failover, tear
+//	            down (-keep or KEEP=1: leave it up)
 //	lab bench   run the lab benchmarks (failover, announcement, memory)
 //
 // Run it from the repository (it finds bin/ and config/crd above the working
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/portico-lb/portico/e2etest/lab"
@@ -39,8 +41,9 @@ func main() {
 		_ = fs.Parse(args)
 		err = down(*name)
 	case "demo":
+		keep := fs.Bool("keep", os.Getenv("KEEP") != "" && os.Getenv("KEEP") != "0", "leave the lab up at the end and print how to use it (default: $KEEP set, not 0)")
 		_ = fs.Parse(args)
-		err = demo(*name, *nodes)
+		err = demo(*name, *nodes, *keep)
 	case "bench":
 		trials := fs.Int("trials", 10, "failover and announcement trials")
 		services := fs.Int("services", 1000, "Services for the memory benchmark (0 skips it)")
@@ -79,12 +82,8 @@ func up(name string, nodes int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf(`
-The lab %q is up. Logs: %s
-
-  export KUBECONFIG=%s
-  kubectl get nodes
-  kubectl apply -f - <<EOF
+	fmt.Printf("\nThe lab %q is up. Logs: %s\n\n  export KUBECONFIG=%s\n", name, l.RunDir, l.Kubeconfig)
+	fmt.Printf(`  kubectl apply -f - <<EOF
   apiVersion: portico.dev/v1alpha1
   kind: IPAddressPool
   metadata: {name: lab}
@@ -96,15 +95,25 @@ The lab %q is up. Logs: %s
   spec: {ipAddressPools: [lab]}
   EOF
   kubectl create service loadbalancer web --tcp=80:80
-  kubectl get service web          # EXTERNAL-IP
-  ip netns exec %s curl http://IP/  # answers with the node's name
-  ip netns exec %s arping -c 2 -I eth0 IP
+`, lab.PoolV4, lab.PoolV6)
+	howToUse(l)
+	return nil
+}
+
+// howToUse prints how to use a running lab: its API server, its client
+// namespaces, its router, its nodes, and how to stop it.
+func howToUse(l *lab.Lab) {
+	fmt.Printf(`  kubectl get services           # EXTERNAL-IP
+  %s status --kubeconfig $KUBECONFIG
+  ip netns exec %s curl http://IP/          # from the client on the nodes' segment: answers with the node's name
+  ip netns exec %s arping -c 2 -I eth0 IP   # which node answers ARP (ndisc6 IP eth0 for IPv6)
+  ip netns exec %s curl http://IP/          # from the external client behind the router (BGP pools)
+  ip netns exec %s vtysh --vty_socket %s -c 'show bgp summary'   # the router (FRR)
 
 Nodes: %s. Stop a node's speaker: kill the PID in %s, or cut its data link:
   ip -n %s link set nodeN down
 Tear down: make lab-down (or: go run ./e2etest/cmd/lab down)
-`, name, l.RunDir, l.Kubeconfig, lab.PoolV4, lab.PoolV6, l.ClientNS, l.ClientNS, nodeList(l), lab.StateDir, l.L2NS)
-	return nil
+`, filepath.Join(l.BinDir, "portico"), l.ClientNS, l.ClientNS, l.ExtNS, l.Router.NS, l.Router.Dir, nodeList(l), lab.StateDir, l.L2NS)
 }
 
 func nodeList(l *lab.Lab) string {
