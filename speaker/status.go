@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -171,7 +172,12 @@ func (w *statusWriter) writeAnnouncements(ctx context.Context) {
 			keys = append(keys, k)
 		}
 	}
-	slices.SortFunc(keys, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
+	// By namespace, then name: building each key's String() in the
+	// comparison allocated two strings per comparison, about 260,000 a pass
+	// with 10,000 Services.
+	slices.SortFunc(keys, func(a, b types.NamespacedName) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
 	for _, key := range keys {
 		entries := want[key]
 		prev, known := w.applied[key]
