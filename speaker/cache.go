@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -39,8 +40,9 @@ func newManager(cfg Config) (manager.Manager, error) {
 	}
 	yes := true
 	mgr, err := manager.New(cfg.RestConfig, manager.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: metricsAddr},
+		Scheme:           scheme,
+		Metrics:          metricsserver.Options{BindAddress: metricsAddr},
+		PprofBindAddress: cmp.Or(cfg.PprofBindAddress, "0"),
 		Cache: cache.Options{
 			// Resume within a second of the API server's return after an
 			// outage (not after client-go's backoff of up to a minute), so

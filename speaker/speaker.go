@@ -63,6 +63,9 @@ type Config struct {
 	Timers        membership.Timers
 	// MetricsBindAddress serves /metrics; "" or "0" disables it.
 	MetricsBindAddress string
+	// PprofBindAddress serves Go's /debug/pprof, for diagnosing CPU and
+	// memory use; "" or "0" disables it.
+	PprofBindAddress string
 	// Registry receives the speaker's metrics; nil registers none.
 	Registry prometheus.Registerer
 	// LBClass is the loadBalancerClass served; "" serves Services without

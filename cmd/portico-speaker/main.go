@@ -46,6 +46,7 @@ func run() int {
 		metricsAddr = fs.String("metrics-bind-address", ":7473", "address of the /metrics endpoint; \"0\" disables it")
 		lbClass     = fs.String("lb-class", "", "loadBalancerClass to serve; empty serves Services without a class")
 		peersFile   = fs.String("peers-file", "", "file remembering the last-known memberlist peers across restarts (optional)")
+		pprofAddr   = fs.String("pprof-bind-address", "0", "address of Go's /debug/pprof profiles, for diagnosing CPU and memory use; 0 disables")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 
 		probeInterval  = fs.Duration("memberlist-probe-interval", def.ProbeInterval, "memberlist probe interval")
@@ -97,6 +98,7 @@ func run() int {
 		BindPort:           *port,
 		AdvertiseAddr:      *advertise,
 		MetricsBindAddress: *metricsAddr,
+		PprofBindAddress:   *pprofAddr,
 		Registry:           ctrlmetrics.Registry,
 		LBClass:            *lbClass,
 		PeersFile:          *peersFile,
