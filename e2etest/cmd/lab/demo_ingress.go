@@ -20,17 +20,7 @@ import (
 // it comes back first.
 func (d *demoRun) ingress(ctx context.Context, dead *lab.Node) error {
 	d.begin(fmt.Sprintf("bring %s back: its data link and its speaker", dead.Name))
-	if err := d.l.RestoreDataLink(dead); err != nil {
-		return d.fail(err)
-	}
-	if err := d.l.StartSpeaker(dead); err != nil {
-		return d.fail(err)
-	}
-	var names []string
-	for _, n := range d.l.Nodes {
-		names = append(names, n.Name)
-	}
-	if err := d.l.WaitMembers(ctx, names...); err != nil {
+	if err := heal(ctx, d.l, dead); err != nil {
 		return d.fail(err)
 	}
 
