@@ -32,6 +32,9 @@
 //	ptc-ext      the external client behind the router: eth0
 //	             203.0.113.194/26 and 2001:db8:2::2/64 (a veth to the
 //	             router's ext0), default routes via the router
+//	ptc-pods     only with StartBackends: backend pods for an Ingress
+//	             controller, eth0 on br0 with one address per pod
+//	             (198.51.100.51 and up)
 //
 // Every node's default routes point at the router (198.51.100.1 and
 // 2001:db8:1::1 on eth0), as a real node's point at its top-of-rack router,
@@ -104,6 +107,14 @@
 // Each node namespace also has an HTTP responder on port 80 (all addresses)
 // that answers with the node's name, so a client request shows which node
 // received it.
+//
+// # An Ingress controller
+//
+// StartIngressController runs a real Traefik (bin/traefik/traefik, built by
+// hack/build-traefik.sh) in every node namespace, behind a LoadBalancer
+// Service of its own with ports 80 and 443; StartBackends adds the pods it
+// routes to. See traefik.go for how it reads the API server, and why its
+// ports are redirected with nftables.
 //
 // # Processes, logs and teardown
 //
