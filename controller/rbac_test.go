@@ -1,69 +1,29 @@
 package controller_test
 
 import (
-	"bytes"
 	"fmt"
-	"net/http"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	admregv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	clientfeatures "k8s.io/client-go/features"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	v1 "github.com/portico-lb/portico/api/v1alpha1"
 	"github.com/portico-lb/portico/controller"
 	"github.com/portico-lb/portico/internal/testcluster"
 )
 
-// grant is one verb on one resource that a role gives, in Portico's
-// namespace only when Namespaced, on the object Name only when set.
-type grant struct {
-	Namespaced bool
-	Group      string
-	Resource   string
-	Verb       string
-	Name       string
-}
-
-func (g grant) String() string {
-	where := "cluster-wide"
-	if g.Namespaced {
-		where = "in " + porticoNamespace
-	}
-	group := g.Group
-	if group == "" {
-		group = "core"
-	}
-	name := ""
-	if g.Name != "" {
-		name = " " + g.Name
-	}
-	return fmt.Sprintf("%s %s/%s%s %s", g.Verb, group, g.Resource, name, where)
-}
+// gr makes a grant of the tables: gr(namespaced, group, resource, verb, name).
+var gr = testcluster.G
 
 // porticoNamespace is the namespace the generated Role names.
-const porticoNamespace = "portico-system"
-
-// need says why the controller's code needs a grant, and whether the run in
-// TestControllerRunsWithItsRole makes such a request.
-type need struct {
-	grant
-	code      string
-	exercised bool
-}
+const porticoNamespace = testcluster.PorticoNamespace
 
 // Names fixed by the defaults (Options, WebhookOptions) and so in the role.
 const (
@@ -77,224 +37,54 @@ var porticoKinds = []string{"bfdprofiles", "bgpadvertisements", "bgppeers", "com
 // controllerNeeds is every grant of config/rbac/controller/role.yaml with the
 // code that needs it. A grant not in this table is one no code uses: remove
 // its marker from controller/rbac.go (and run make generate).
-func controllerNeeds() []need {
-	n := []need{
-		{grant{false, "", "services", "list", ""}, "the cache's Service informer: ServiceReconciler, rebuilder (reads go through the cache, never a get)", true},
-		{grant{false, "", "services", "watch", ""}, "the cache's Service informer", true},
-		{grant{false, "", "services/status", "update", ""}, "ServiceReconciler.update: Status().Update writes ingress and the pool annotation", true},
-		{grant{false, "", "services", "patch", ""}, "ServiceReconciler.update: Patch of the pool annotation, on API servers that drop metadata changes made through the status subresource", false},
-		{grant{false, "", "events", "create", ""}, "the event recorder: events on Services (and on the Lease by leader election)", true},
-		{grant{false, "", "events", "patch", ""}, "the event recorder: a repeated event is counted on the existing one with a patch", true},
-		{grant{false, "", "namespaces", "list", ""}, "the cache's Namespace informer: namespace labels for pinned pools (ServiceReconciler.namespaceLabels, rebuilder)", true},
-		{grant{false, "", "namespaces", "watch", ""}, "the cache's Namespace informer: relabelled namespaces requeue their Services", true},
-		{grant{true, "", "secrets", "get", ""}, "readInputs: the BGPPeer password Secrets (uncached, by name, only in Portico's namespace); certKeeper.sync: the webhook certificate", true},
-		{grant{true, "", "secrets", "create", ""}, "certKeeper.renew: the webhook certificate Secret when it is missing (create cannot be limited by name)", true},
-		{grant{true, "", "secrets", "update", certSecret}, "certKeeper.renew: renewing the webhook certificate", true},
-		{grant{true, "", "secrets", "list", certSecret}, "certKeeper.watch: the certificate Secret's informer, by name (another replica's renewal, a deleted Secret)", true},
-		{grant{true, "", "secrets", "watch", certSecret}, "certKeeper.watch: the certificate Secret's informer, by name", true},
-		{grant{true, "coordination.k8s.io", "leases", "create", ""}, "leader election: the Lease when it is missing", true},
-		{grant{true, "coordination.k8s.io", "leases", "get", leaseName}, "leader election: reading the Lease", true},
-		{grant{true, "coordination.k8s.io", "leases", "update", leaseName}, "leader election: acquiring and renewing the Lease", true},
-		{grant{false, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "get", webhookName}, "certKeeper.patchCABundle: reading the caBundle", true},
-		{grant{false, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch", webhookName}, "certKeeper.patchCABundle: setting the caBundle", true},
+func controllerNeeds() []testcluster.Need {
+	n := []testcluster.Need{
+		gr(false, "", "services", "list", "").For("the cache's Service informer: ServiceReconciler, rebuilder (reads go through the cache, never a get)", true),
+		gr(false, "", "services", "watch", "").For("the cache's Service informer", true),
+		gr(false, "", "services/status", "update", "").For("ServiceReconciler.update: Status().Update writes ingress and the pool annotation", true),
+		gr(false, "", "services", "patch", "").For("ServiceReconciler.update: Patch of the pool annotation, on API servers that drop metadata changes made through the status subresource", false),
+		gr(false, "", "events", "create", "").For("the event recorder: events on Services (and on the Lease by leader election)", true),
+		gr(false, "", "events", "patch", "").For("the event recorder: a repeated event is counted on the existing one with a patch", true),
+		gr(false, "", "namespaces", "list", "").For("the cache's Namespace informer: namespace labels for pinned pools (ServiceReconciler.namespaceLabels, rebuilder)", true),
+		gr(false, "", "namespaces", "watch", "").For("the cache's Namespace informer: relabelled namespaces requeue their Services", true),
+		gr(true, "", "secrets", "get", "").For("readInputs: the BGPPeer password Secrets (uncached, by name, only in Portico's namespace); certKeeper.sync: the webhook certificate", true),
+		gr(true, "", "secrets", "create", "").For("certKeeper.renew: the webhook certificate Secret when it is missing (create cannot be limited by name)", true),
+		gr(true, "", "secrets", "update", certSecret).For("certKeeper.renew: renewing the webhook certificate", true),
+		gr(true, "", "secrets", "list", certSecret).For("certKeeper.watch: the certificate Secret's informer, by name (another replica's renewal, a deleted Secret)", true),
+		gr(true, "", "secrets", "watch", certSecret).For("certKeeper.watch: the certificate Secret's informer, by name", true),
+		gr(true, "coordination.k8s.io", "leases", "create", "").For("leader election: the Lease when it is missing", true),
+		gr(true, "coordination.k8s.io", "leases", "get", leaseName).For("leader election: reading the Lease", true),
+		gr(true, "coordination.k8s.io", "leases", "update", leaseName).For("leader election: acquiring and renewing the Lease", true),
+		gr(false, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "get", webhookName).For("certKeeper.patchCABundle: reading the caBundle", true),
+		gr(false, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch", webhookName).For("certKeeper.patchCABundle: setting the caBundle", true),
 	}
 	for _, k := range porticoKinds {
 		n = append(n,
-			need{grant{false, "portico.dev", k, "list", ""}, "the cache's informers (ConfigReconciler) and the webhook's uncached reads (readInputs)", true},
-			need{grant{false, "portico.dev", k, "watch", ""}, "the cache's informers: ConfigReconciler", true})
+			gr(false, "portico.dev", k, "list", "").For("the cache's informers (ConfigReconciler) and the webhook's uncached reads (readInputs)", true),
+			gr(false, "portico.dev", k, "watch", "").For("the cache's informers: ConfigReconciler", true))
 	}
 	for _, k := range []string{"ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers"} {
-		n = append(n, need{grant{false, "portico.dev", k + "/status", "update", ""}, "ConfigReconciler.writeConditions and writePool: Status().Update", true})
+		n = append(n, gr(false, "portico.dev", k+"/status", "update", "").For("ConfigReconciler.writeConditions and writePool: Status().Update", true))
 	}
 	return n
 }
 
-// controllerGrants reads config/rbac/controller/role.yaml into grants.
-func controllerGrants(t *testing.T) (grants []grant, cr *rbacv1.ClusterRole, role *rbacv1.Role) {
-	t.Helper()
-	root, err := testcluster.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(root, "config/rbac/controller/role.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, doc := range bytes.Split(data, []byte("\n---")) {
-		var meta metav1.TypeMeta
-		if err := yaml.Unmarshal(doc, &meta); err != nil {
-			t.Fatal(err)
-		}
-		var rules []rbacv1.PolicyRule
-		namespaced := false
-		switch meta.Kind {
-		case "":
-			continue
-		case "ClusterRole":
-			cr = &rbacv1.ClusterRole{}
-			if err := yaml.Unmarshal(doc, cr); err != nil {
-				t.Fatal(err)
-			}
-			rules = cr.Rules
-		case "Role":
-			role = &rbacv1.Role{}
-			if err := yaml.Unmarshal(doc, role); err != nil {
-				t.Fatal(err)
-			}
-			if role.Namespace != porticoNamespace {
-				t.Fatalf("the Role is in namespace %q, want %s", role.Namespace, porticoNamespace)
-			}
-			rules, namespaced = role.Rules, true
-		default:
-			t.Fatalf("unexpected kind %s in role.yaml", meta.Kind)
-		}
-		for _, r := range rules {
-			if len(r.NonResourceURLs) > 0 {
-				t.Errorf("non-resource rule %v: no code needs it", r)
-			}
-			names := r.ResourceNames
-			if len(names) == 0 {
-				names = []string{""}
-			}
-			for _, g := range r.APIGroups {
-				for _, res := range r.Resources {
-					for _, v := range r.Verbs {
-						for _, n := range names {
-							grants = append(grants, grant{namespaced, g, res, v, n})
-						}
-					}
-				}
-			}
-		}
-	}
-	if cr == nil || role == nil {
-		t.Fatal("role.yaml lacks the ClusterRole or the Role")
-	}
-	return grants, cr, role
+// controllerRole is config/rbac/controller/role.yaml.
+func controllerRole(t *testing.T) testcluster.Role {
+	return testcluster.ReadRole(t, "config/rbac/controller/role.yaml")
 }
 
 // TestControllerRoleMatchesItsTable fails on any grant of the generated role
 // that no code needs, and on any need the role does not grant.
 func TestControllerRoleMatchesItsTable(t *testing.T) {
-	grants, _, _ := controllerGrants(t)
-	needs := controllerNeeds()
-	for _, g := range grants {
-		if !slices.ContainsFunc(needs, func(n need) bool { return n.grant == g }) {
-			t.Errorf("config/rbac/controller/role.yaml grants %s, which no code needs: drop it from controller/rbac.go and run make generate", g)
-		}
-	}
-	for _, n := range needs {
-		if !slices.Contains(grants, n.grant) {
-			t.Errorf("%s needs %s, which config/rbac/controller/role.yaml does not grant", n.code, n.grant)
-		}
-	}
-}
-
-// apiRequest is one request the controller made, as RBAC sees it.
-type apiRequest struct {
-	verb, group, resource, namespace, name string
-	code                                   int
-}
-
-// recorder records the resource requests made through it.
-type recorder struct {
-	next http.RoundTripper
-	mu   *sync.Mutex
-	reqs *[]apiRequest
-}
-
-func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := r.next.RoundTrip(req)
-	if a, ok := parseRequest(req); ok && err == nil {
-		a.code = resp.StatusCode
-		r.mu.Lock()
-		*r.reqs = append(*r.reqs, a)
-		r.mu.Unlock()
-	}
-	return resp, err
-}
-
-// parseRequest tells the verb, resource, namespace and name of a resource
-// request, as the API server's authorizer does.
-func parseRequest(req *http.Request) (apiRequest, bool) {
-	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
-	var a apiRequest
-	switch {
-	case len(parts) >= 3 && parts[0] == "api":
-		parts = parts[2:]
-	case len(parts) >= 4 && parts[0] == "apis":
-		a.group, parts = parts[1], parts[3:]
-	default:
-		return a, false // discovery, version, openapi
-	}
-	if len(parts) >= 3 && parts[0] == "namespaces" {
-		a.namespace, parts = parts[1], parts[2:]
-	}
-	a.resource = parts[0]
-	if len(parts) > 1 {
-		a.name = parts[1]
-	}
-	if len(parts) > 2 {
-		a.resource += "/" + parts[2]
-	}
-	q := req.URL.Query()
-	switch req.Method {
-	case http.MethodGet:
-		switch {
-		case a.name != "":
-			a.verb = "get"
-		case q.Get("watch") == "true" || q.Get("watch") == "1":
-			a.verb = "watch"
-		default:
-			a.verb = "list"
-		}
-		if sel, err := fields.ParseSelector(q.Get("fieldSelector")); a.name == "" && err == nil {
-			a.name, _ = sel.RequiresExactMatch("metadata.name")
-		}
-	case http.MethodPost:
-		a.verb = "create"
-	case http.MethodPut:
-		a.verb = "update"
-	case http.MethodPatch:
-		a.verb = "patch"
-	case http.MethodDelete:
-		a.verb = "delete"
-	}
-	return a, true
-}
-
-// allows says whether grant g covers request a.
-func (g grant) allows(a apiRequest) bool {
-	return g.Verb == a.verb && g.Group == a.group && g.Resource == a.resource &&
-		(!g.Namespaced || a.namespace == porticoNamespace) && (g.Name == "" || g.Name == a.name)
+	controllerRole(t).MatchesTable(t, controllerNeeds(), "controller/rbac.go")
 }
 
 // asController returns a client configuration that acts as the ServiceAccount
 // bound to the generated roles, and records its requests.
-func asController(t *testing.T, cr *rbacv1.ClusterRole, role *rbacv1.Role) (*rest.Config, func() []apiRequest) {
+func asController(t *testing.T, r testcluster.Role) (*rest.Config, func() []testcluster.Request) {
 	t.Helper()
-	const sa = "portico-controller"
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: porticoNamespace}}
-	if err := cluster.Client.Create(ctxBG, ns); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: porticoNamespace}}
-	objs := []client.Object{
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: porticoNamespace, Name: sa}},
-		cr, role,
-		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: cr.Name}, Subjects: subject,
-			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: cr.Name}},
-		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: porticoNamespace, Name: role.Name}, Subjects: subject,
-			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}},
-	}
-	for _, o := range objs {
-		if err := cluster.Client.Create(ctxBG, o); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cluster.Client.Delete(ctxBG, o) })
-	}
-	cfg := rest.CopyConfig(cluster.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + porticoNamespace + ":" + sa}
+	cfg := cluster.AsServiceAccount(t, "portico-controller", r)
 	// What cannot be reached.
 	plain, err := client.New(cfg, client.Options{Scheme: cluster.Scheme})
 	if err != nil {
@@ -312,14 +102,7 @@ func asController(t *testing.T, cr *rbacv1.ClusterRole, role *rbacv1.Role) (*res
 	if err := plain.Update(ctxBG, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kubernetes"}}); !apierrors.IsForbidden(err) {
 		t.Errorf("updating a Service as the controller: %v, want forbidden", err)
 	}
-	var mu sync.Mutex
-	var reqs []apiRequest
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return recorder{next: rt, mu: &mu, reqs: &reqs} })
-	return cfg, func() []apiRequest {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(reqs)
-	}
+	return testcluster.Record(cfg)
 }
 
 // TestControllerRunsWithItsRole runs the controller as a ServiceAccount bound
@@ -328,8 +111,7 @@ func asController(t *testing.T, cr *rbacv1.ClusterRole, role *rbacv1.Role) (*res
 // election: nothing is refused, every grant the table marks exercised is
 // used, and a Secret outside Portico's namespace stays out of reach.
 func TestControllerRunsWithItsRole(t *testing.T) {
-	_, cr, role := controllerGrants(t)
-	cfg, requests := asController(t, cr, role)
+	cfg, requests := asController(t, controllerRole(t))
 	plainLists(t)
 
 	// Peers: one with its password Secret in Portico's namespace, one
@@ -460,26 +242,7 @@ func TestControllerRunsWithItsRole(t *testing.T) {
 	service(t, ns, "after", nil)
 	waitIPs(t, ns, "after", "192.0.2.1")
 
-	reqs := requests()
-	for _, a := range reqs {
-		if a.code == http.StatusForbidden {
-			t.Errorf("the API server refused %s %s/%s %q in namespace %q", a.verb, a.group, a.resource, a.name, a.namespace)
-		}
-	}
-	for _, n := range controllerNeeds() {
-		used := slices.ContainsFunc(reqs, func(a apiRequest) bool { return a.code != http.StatusForbidden && n.allows(a) })
-		if n.exercised && !used {
-			t.Errorf("the run never used %s (%s)", n.grant, n.code)
-		}
-		if !n.exercised && used {
-			t.Logf("the run used %s, which the table marks not exercised", n.grant)
-		}
-	}
-	if t.Failed() {
-		for _, a := range reqs {
-			t.Logf("request: %+v", a)
-		}
-	}
+	testcluster.CheckRun(t, requests(), controllerNeeds(), nil)
 }
 
 // plainLists makes informers fill their caches with a list, as

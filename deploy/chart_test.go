@@ -108,6 +108,43 @@ func TestChartCopiesConfig(t *testing.T) {
 	}
 }
 
+// TestChartSpeakerSecretNames: the speaker's Role lets it get only the
+// memberlist Secret (by whatever name the values give it) and the BGP
+// password Secrets listed in speaker.bgpPasswordSecrets, by name; a name that
+// cannot be a Secret's is refused.
+func TestChartSpeakerSecretNames(t *testing.T) {
+	for _, c := range []struct {
+		flags []string
+		want  []any
+	}{
+		{nil, []any{"portico-memberlist"}},
+		{[]string{"--set-json", `speaker.bgpPasswordSecrets=["tor-a","tor-b"]`}, []any{"portico-memberlist", "tor-a", "tor-b"}},
+		{[]string{"--set", "speaker.memberlist.secret.create=false", "--set", "speaker.memberlist.secret.existingSecret=ours",
+			"--set-json", `speaker.bgpPasswordSecrets=["tor-a"]`}, []any{"ours", "tor-a"}},
+	} {
+		role := find(t, render(t, c.flags...), "Role", "portico-speaker")
+		rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
+		var secretRules int
+		for _, r := range rules {
+			rule := r.(map[string]any)
+			if !slices.Contains(rule["resources"].([]any), any("secrets")) {
+				continue
+			}
+			secretRules++
+			if !reflect.DeepEqual(rule["resourceNames"], c.want) || !reflect.DeepEqual(rule["verbs"], []any{"get"}) {
+				t.Errorf("with %v the speaker's Secret rule is %v, want get on %v", c.flags, rule, c.want)
+			}
+		}
+		if secretRules != 1 {
+			t.Errorf("with %v the speaker's Role has %d Secret rules, want 1: %v", c.flags, secretRules, rules)
+		}
+	}
+	_, err := deploy.Template(helm(t), root(t), deploy.Namespace, "--set-json", `speaker.bgpPasswordSecrets=["Not_A_Name"]`)
+	if err == nil || !strings.Contains(err.Error(), "bgpPasswordSecrets/0") {
+		t.Errorf("a bad Secret name in speaker.bgpPasswordSecrets: %v", err)
+	}
+}
+
 // TestChartRBACMatchesCode compares the rendered roles' rules with the ones
 // generated from the code's kubebuilder markers.
 func TestChartRBACMatchesCode(t *testing.T) {

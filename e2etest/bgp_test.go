@@ -292,11 +292,11 @@ func TestBGPPasswordAndWrongPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = theLab.Router.Neighbor(node.IPv4, "no password") })
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: lab.SystemNamespace, Name: "bgp-password"},
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: lab.SystemNamespace, Name: lab.BGPPasswordSecret},
 		StringData: map[string]string{"password": "lab-secret-1"}}
 	create(t, ctx, sec)
 	peer := bgpPeer("tor-md5")
-	peer.Spec.PasswordSecretRef = &porticov1.SecretKeyRef{Name: "bgp-password"}
+	peer.Spec.PasswordSecretRef = &porticov1.SecretKeyRef{Name: lab.BGPPasswordSecret}
 	peer.Spec.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"kubernetes.io/hostname": node.Name}}}
 	bgpSetup(t, ctx, "bgp-md5", nil, peer)
 	ip := bgpService(t, ctx, "bgp-md5", "bgp-md5", lab.ServiceOpts{})

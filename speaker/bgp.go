@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -272,7 +273,15 @@ func (p *passwordStore) refresh(ctx context.Context) {
 func readPassword(c client.Reader) func(ctx context.Context, ref config.SecretRef) (string, error) {
 	return func(ctx context.Context, ref config.SecretRef) (string, error) {
 		var sec corev1.Secret
-		if err := c.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, &sec); err != nil {
+		err := c.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, &sec)
+		if apierrors.IsForbidden(err) {
+			// The speaker's Role names the Secrets it may get; this one is
+			// not among them.
+			return "", fmt.Errorf("the speaker may not read Secret %s/%s: add %q to the resourceNames of the secrets rule "+
+				"of Role portico-speaker in namespace %s (with Helm: add it to speaker.bgpPasswordSecrets)",
+				ref.Namespace, ref.Name, ref.Name, ref.Namespace)
+		}
+		if err != nil {
 			return "", err
 		}
 		v, ok := sec.Data[ref.Key]

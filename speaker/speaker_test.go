@@ -155,7 +155,7 @@ func (r *running) stop(t testing.TB) {
 	}
 }
 
-func startSpeaker(t testing.TB, node string, ns *netnstest.NS) *running {
+func startSpeaker(t testing.TB, node string, ns *netnstest.NS, edits ...func(*speaker.Config)) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := speaker.Config{
@@ -165,6 +165,9 @@ func startSpeaker(t testing.TB, node string, ns *netnstest.NS) *running {
 		Announce:   []time.Duration{0, 100 * time.Millisecond},
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()})).With("test", t.Name()),
 		NetNS:      ns.Do,
+	}
+	for _, edit := range edits {
+		edit(&cfg)
 	}
 	sp, err := speaker.New(ctx, cfg)
 	if err != nil {

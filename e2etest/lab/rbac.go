@@ -42,6 +42,10 @@ const (
 	speakerSA    = "portico-speaker"
 )
 
+// BGPPasswordSecret is the BGP password Secret the e2e tests' peers name,
+// the only one the speakers' Role grants besides the memberlist Secret.
+const BGPPasswordSecret = "bgp-password"
+
 // saTokenLifetime is how long the processes' tokens are valid: longer than
 // any lab is kept up.
 const saTokenLifetime = 365 * 24 * time.Hour
@@ -54,7 +58,8 @@ func (l *Lab) renderChart() error {
 	if err != nil {
 		return err
 	}
-	out, err := deploy.Template(helm, l.Root, SystemNamespace)
+	out, err := deploy.Template(helm, l.Root, SystemNamespace,
+		"--set-json", fmt.Sprintf(`speaker.bgpPasswordSecrets=[%q]`, BGPPasswordSecret))
 	if err != nil {
 		return err
 	}

@@ -72,5 +72,19 @@ grants exactly what the code declares: include with (list $ "controller" "Cluste
 {{- if not $rules -}}
 {{- fail (printf "chart: no %s with rules in %s: run `make helm`" $kind $file) -}}
 {{- end -}}
+{{- /* The speaker gets Secrets by name only: the memberlist Secret (whatever its
+       name here) and the BGP password Secrets of speaker.bgpPasswordSecrets. */ -}}
+{{- if and (eq (index . 1) "speaker") (eq $kind "Role") -}}
+{{- $names := prepend ($.Values.speaker.bgpPasswordSecrets | default list) (include "portico.memberlistSecret" $) | uniq -}}
+{{- $out := list -}}
+{{- range $rules -}}
+{{- $r := . -}}
+{{- if has "secrets" (get $r "resources") -}}
+{{- $r = set (deepCopy $r) "resourceNames" $names -}}
+{{- end -}}
+{{- $out = append $out $r -}}
+{{- end -}}
+{{- $rules = $out -}}
+{{- end -}}
 {{- toYaml $rules -}}
 {{- end }}
