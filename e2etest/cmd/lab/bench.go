@@ -43,7 +43,8 @@ func progress(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", 
 
 // bench runs the lab benchmark suites named in $LAB_BENCH (comma-separated;
 // default "l2,bgp"), each in a lab of its own: l2 takes the -trials and
-// -services flags, bgp its $BGP_* variables (bench_bgp.go).
+// -services flags, bgp its $BGP_* variables (bench_bgp.go), leader and soak
+// theirs (bench_faults.go).
 func bench(name string, nodes, trials, services int) error {
 	suites := os.Getenv("LAB_BENCH")
 	if suites == "" {
@@ -56,8 +57,12 @@ func bench(name string, nodes, trials, services int) error {
 			err = benchL2(name, nodes, trials, services)
 		case "bgp":
 			err = benchBGP(name, nodes)
+		case "leader":
+			err = benchLeader(name, nodes)
+		case "soak":
+			err = benchSoak(name, nodes)
 		default:
-			err = fmt.Errorf("LAB_BENCH=%q: unknown suite %q (want l2, bgp or both, comma-separated)", suites, s)
+			err = fmt.Errorf("LAB_BENCH=%q: unknown suite %q (want l2, bgp, leader or soak, comma-separated)", suites, s)
 		}
 		if err != nil {
 			return err
