@@ -28,8 +28,9 @@ type Leaks struct {
 	// OrphanSpeakerStatuses are SpeakerStatuses whose Node is gone.
 	OrphanSpeakerStatuses []string
 	// EventsIdleGrowth is how many events (Event objects and repeats
-	// counted in them) were written in an idle stretch with nothing
-	// changing: events piling up. Events is the total at its start.
+	// counted in them) were written in a stretch with nothing changing,
+	// after the first such stretches (see idleEvents): events piling up.
+	// Events is the total before.
 	EventsIdleGrowth, Events int
 }
 
@@ -137,16 +138,29 @@ func countEvents(ctx context.Context, l *lab.Lab) (int, error) {
 	return n, nil
 }
 
-// idleEvents counts the events written during idle (nothing changing).
+// idleEvents counts the events written while nothing changes, in up to
+// three stretches of idle each: growth is that of the last stretch, zero as
+// soon as one stretch writes none (a last event about the end of the
+// faults may still come in the first; a pile-up writes in every one).
 func idleEvents(ctx context.Context, l *lab.Lab, idle time.Duration) (before, growth int, err error) {
 	if before, err = countEvents(ctx, l); err != nil {
 		return 0, 0, err
 	}
-	select {
-	case <-ctx.Done():
-		return before, 0, ctx.Err()
-	case <-time.After(idle):
+	last := before
+	for range 3 {
+		select {
+		case <-ctx.Done():
+			return before, 0, ctx.Err()
+		case <-time.After(idle):
+		}
+		now, err := countEvents(ctx, l)
+		if err != nil {
+			return before, 0, err
+		}
+		if growth = now - last; growth == 0 {
+			return before, 0, nil
+		}
+		last = now
 	}
-	after, err := countEvents(ctx, l)
-	return before, after - before, err
+	return before, growth, nil
 }
