@@ -73,8 +73,15 @@ func bench(name string, nodes, trials, services int) error {
 
 // benchLab starts the lab of one suite and returns it with a context that
 // bounds the suite; done ends the context and tears the lab down.
-func benchLab(name string, nodes int, timeout time.Duration) (l *lab.Lab, ctx context.Context, done func(), err error) {
-	l, err = lab.Up(lab.Opts{Name: name, Nodes: nodes, Progress: func(s string) { progress("lab: %s", s) }})
+// speakerFlags are added to the speakers' command lines.
+func benchLab(name string, nodes int, timeout time.Duration, speakerFlags ...string) (l *lab.Lab, ctx context.Context, done func(), err error) {
+	opts := lab.Opts{Name: name, Nodes: nodes, Progress: func(s string) { progress("lab: %s", s) }}
+	if len(speakerFlags) > 0 {
+		opts.SpeakerArgs = func(n *lab.Node, kubeconfig string) []string {
+			return append([]string{"--node-name=" + n.Name, "--kubeconfig=" + kubeconfig}, speakerFlags...)
+		}
+	}
+	l, err = lab.Up(opts)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,7 +55,9 @@ import (
 // and event, the ServiceAnnouncement and each node's entries and event), so
 // 10,000 Services take 20 to 25 minutes; on a busier machine it stops early
 // and bgp_scale_services says how many Services were measured. Figures are `BENCH bgp_... value unit` lines on stdout,
-// progress goes to stderr; nothing is asserted on time.
+// progress goes to stderr; nothing is asserted on time. With $BGP_PPROF set
+// the speakers serve /debug/pprof and the scale part saves their heap
+// profiles in the lab's log directory.
 
 const (
 	bgpPool      = "bench-bgp"          // lab.BGPPoolV4: latency and node death
@@ -73,6 +77,8 @@ type bgpBench struct {
 	// v4 and v6 are the nodes' data addresses, sorted: the router's
 	// neighbours (v4) and the next hops of IPv4 and IPv6 routes.
 	v4, v6 []netip.Addr
+	// pprof: the speakers serve /debug/pprof (BGP_PPROF).
+	pprof bool
 }
 
 func benchBGP(name string, nodes int) error {
@@ -83,12 +89,19 @@ func benchBGP(name string, nodes int) error {
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return err
 	}
-	l, ctx, done, err := benchLab(name+"-bgpbench", nodes, 30*time.Minute)
+	// The burst alone may take the whole budget. With BGP_PPROF the
+	// speakers serve /debug/pprof and the scale part saves their heap
+	// profiles.
+	var flags []string
+	if os.Getenv("BGP_PPROF") != "" {
+		flags = append(flags, "--pprof-bind-address=127.0.0.1:"+pprofPort)
+	}
+	l, ctx, done, err := benchLab(name+"-bgpbench", nodes, 30*time.Minute+budget, flags...)
 	if err != nil {
 		return err
 	}
 	defer done()
-	b := &bgpBench{l: l}
+	b := &bgpBench{l: l, pprof: len(flags) > 0}
 	for _, n := range l.Nodes {
 		b.v4 = append(b.v4, netip.MustParseAddr(n.IPv4))
 		b.v6 = append(b.v6, netip.MustParseAddr(n.IPv6))
@@ -691,6 +704,7 @@ func (b *bgpBench) scale(ctx context.Context, count int, budget time.Duration) e
 	if err := b.reportMemory("bgp_scale_"); err != nil {
 		return err
 	}
+	b.saveHeapProfiles()
 	after, err := b.waitQuiet(ctx)
 	if err != nil {
 		return err
@@ -806,6 +820,28 @@ func (b *bgpBench) reportCPU(before, after map[string]time.Duration, wall time.D
 	machine := after["machine"] - before["machine"]
 	progress("CPU during the burst (%s wall): %s; the lab %.1fs of the machine's %.1fs",
 		ms(wall), strings.Join(parts, ", "), lab.Seconds(), machine.Seconds())
+}
+
+// pprofPort is where the speakers serve /debug/pprof with BGP_PPROF set,
+// on the loopback of their node namespace.
+const pprofPort = "6060"
+
+// saveHeapProfiles saves each speaker's heap profile in the lab's run
+// directory (go tool pprof reads them).
+func (b *bgpBench) saveHeapProfiles() {
+	if !b.pprof {
+		return
+	}
+	for _, n := range b.l.Nodes {
+		file := filepath.Join(b.l.RunDir, "heap-"+n.Name+".pprof")
+		out, err := exec.Command("ip", "netns", "exec", n.NS, "curl", "-sS", "-o", file,
+			"http://127.0.0.1:"+pprofPort+"/debug/pprof/heap?gc=1").CombinedOutput()
+		if err != nil {
+			progress("heap profile of the speaker on %s: %v: %s", n.Name, err, out)
+			continue
+		}
+		progress("heap profile of the speaker on %s: %s", n.Name, file)
+	}
 }
 
 // reportMemory reports the speakers' largest resident memory now (VmRSS)
