@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark, each figure on a line of its own. Go micro-benchmarks
 # print Go's standard `BenchmarkName-N  iterations  value ns/op ...` lines; the
-# end-to-end benchmarks print `BENCH name value unit` lines, the fault benchmarks
-# (leader failover, soak) `name: value unit` lines.
+# end-to-end benchmarks (the fault benchmarks too) print `BENCH name value unit` lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$PWD/bin/k8s}
@@ -26,5 +25,5 @@ LAB_BENCH=l2 ./hack/bench-lab.sh
 echo "== lab: BGP route latency, node death with BFD and with the hold timer, a burst of up to 10,000 Services for 30 minutes (BGP_TRIALS, BGP_FAILOVER_TRIALS, BGP_SERVICES, BGP_SCALE_BUDGET to change)"
 ./hack/bench-bgp.sh
 
-echo "== lab: the controller leader killed during a burst of 1,000 Services (LEADER_SERVICES), then a soak of Service churn under speaker kills, link flaps, controller restarts and a 20 s API outage for 4 minutes (SOAK_SECONDS); figures as 'name: value unit'"
+echo "== lab: the controller leader killed during a burst of 1,000 Services (LEADER_SERVICES), then a soak of Service churn under speaker kills, link flaps, controller restarts and a 20 s API outage for 4 minutes (SOAK_SECONDS)"
 LAB_BENCH=leader,soak ./hack/bench-lab.sh

@@ -6,10 +6,10 @@ import (
 )
 
 // Figure is one measured figure, printed by `make bench` as
-// "name: value unit".
+// "BENCH name value unit", like every other benchmark's.
 type Figure struct{ Name, Value, Unit string }
 
-func (f Figure) String() string { return f.Name + ": " + f.Value + " " + f.Unit }
+func (f Figure) String() string { return "BENCH " + f.Name + " " + f.Value + " " + f.Unit }
 
 func count(name string, n int, unit string) Figure {
 	return Figure{name, strconv.Itoa(n), unit}

@@ -8,7 +8,7 @@ import (
 )
 
 // The fault benchmarks (package e2etest/faults) print their figures as
-// "name: value unit" lines on stdout.
+// "BENCH name value unit" lines on stdout.
 func printFigures(fs []faults.Figure) {
 	for _, f := range fs {
 		fmt.Println(f)
