@@ -172,7 +172,7 @@ func Setup(mgr manager.Manager, o Options) error {
 	dirty := &atomic.Bool{}
 	retry := newRetrier(st)
 	cfgKick := make(chan event.GenericEvent, 1)
-	rec := mgr.GetEventRecorderFor("portico-controller") //nolint:staticcheck // core/v1 events show in kubectl describe
+	rec := mgr.GetEventRecorder("portico-controller") // events.k8s.io: kubectl describe shows them too
 	c := mgr.GetClient()
 	if o.WrapClient != nil {
 		c = o.WrapClient(c)

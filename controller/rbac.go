@@ -10,10 +10,13 @@ package controller
 // and the webhook certificate, the only Secret the controller writes or
 // watches (by name, to pick up another replica's renewal at once). The
 // Lease and the ValidatingWebhookConfiguration are reachable only by name.
+// Events on Services go through the events.k8s.io recorder; leader election
+// records its own (on the Lease) with the core events API.
 //
 // +kubebuilder:rbac:groups="",resources=services,verbs=list;watch;patch
 // +kubebuilder:rbac:groups="",resources=services/status,verbs=update
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=list;watch
 // +kubebuilder:rbac:groups="",namespace=portico-system,resources=secrets,verbs=get;create
 // +kubebuilder:rbac:groups="",namespace=portico-system,resources=secrets,resourceNames=portico-webhook-cert,verbs=list;watch;update

@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -12,7 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -34,7 +36,7 @@ type ServiceReconciler struct {
 	client      client.Client
 	st          *state
 	class       string
-	rec         record.EventRecorder
+	rec         events.EventRecorder
 	countsDirty *atomic.Bool
 	retry       *retrier
 }
@@ -65,7 +67,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	}
 	rq, perr := ParseRequest(svc)
 	if w := strings.Join(rq.Warnings, "; "); r.st.noteWarning(key, w) {
-		r.rec.Event(svc, corev1.EventTypeWarning, EventAnnotationWarning, w)
+		r.event(svc, corev1.EventTypeWarning, EventAnnotationWarning, w)
 	}
 	if perr != nil {
 		// A bad request changes nothing: the Service keeps what it has.
@@ -83,7 +85,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	freed := r.st.freed.Load()
 	ips, evs, reason, failure := r.ensure(svc, key, &rq)
 	for _, e := range evs {
-		r.rec.Event(svc, e.typ, e.reason, e.msg)
+		r.event(svc, e.typ, e.reason, e.msg)
 	}
 	if failure != "" {
 		r.failed(svc, key, reason, failure)
@@ -108,8 +110,30 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 func (r *ServiceReconciler) failed(svc *corev1.Service, key string, reason ipam.Reason, msg string) {
 	if r.st.noteFailure(key, msg) {
 		metricFailures.WithLabelValues(string(reason)).Inc()
-		r.rec.Event(svc, corev1.EventTypeWarning, EventAllocationFailed, msg)
+		r.event(svc, corev1.EventTypeWarning, EventAllocationFailed, msg)
 	}
+}
+
+// eventActions are the events.k8s.io actions of the controller's event
+// reasons: what it did, or failed to do, to the Service.
+var eventActions = map[string]string{
+	EventIPAllocated:       "Allocate",
+	EventIPChanged:         "Allocate",
+	EventAllocationFailed:  "Allocate",
+	EventIPReleased:        "Release",
+	EventAnnotationWarning: "ReadAnnotations",
+}
+
+// event records an event on svc. The events.k8s.io recorder folds an event
+// into an earlier one with the same reason and action on the same object (a
+// series, counted) and keeps only the first note: "allocated 192.0.2.5"
+// after "allocated 192.0.2.4" would show the old address. So the action
+// carries a short digest of the note: a repeated note is counted on its
+// event, a new one gets its own.
+func (r *ServiceReconciler) event(svc *corev1.Service, typ, reason, note string) {
+	sum := sha256.Sum256([]byte(note))
+	action := eventActions[reason] + ":" + hex.EncodeToString(sum[:4])
+	r.rec.Eventf(svc, nil, typ, reason, action, "%s", note)
 }
 
 // released retries the Services waiting for an address, since one was freed.
@@ -157,7 +181,7 @@ func (r *ServiceReconciler) stopHandling(ctx context.Context, svc *corev1.Servic
 		case svc.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass != nil:
 			why = fmt.Sprintf("its loadBalancerClass is now %q, which this controller does not handle", *svc.Spec.LoadBalancerClass)
 		}
-		r.rec.Eventf(svc, corev1.EventTypeNormal, EventIPReleased, "released %s: %s", joinIPs(ips), why)
+		r.event(svc, corev1.EventTypeNormal, EventIPReleased, fmt.Sprintf("released %s: %s", joinIPs(ips), why))
 		r.released()
 	}
 	_, ours := svc.Annotations[AnnAllocatedFromPool]
@@ -415,14 +439,23 @@ func (r *ServiceReconciler) writeStatus(ctx context.Context, svc *corev1.Service
 	return r.update(ctx, svc, upd)
 }
 
+// conflictRetry is how soon a Service whose status update met a conflict is
+// looked at again.
+const conflictRetry = 100 * time.Millisecond
+
 // update writes upd's status and annotations in one status update when the
 // API server keeps metadata changes on the status subresource, and patches
 // the annotation separately when it does not.
 func (r *ServiceReconciler) update(ctx context.Context, svc, upd *corev1.Service) (reconcile.Result, error) {
 	want := upd.Annotations[AnnAllocatedFromPool]
 	if err := r.client.Status().Update(ctx, upd); err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			return reconcile.Result{Requeue: !apierrors.IsNotFound(err)}, nil
+		switch {
+		case apierrors.IsNotFound(err):
+			return reconcile.Result{}, nil
+		case apierrors.IsConflict(err):
+			// The Service changed under us: its watch event queues it
+			// again, and this retry covers a cache not yet showing it.
+			return reconcile.Result{RequeueAfter: conflictRetry}, nil
 		}
 		return reconcile.Result{}, err
 	}

@@ -1,28 +1,43 @@
 #!/usr/bin/env bash
-# Builds the tools that the chart and manifest tests (package deploy) and `make helm`
-# and `make manifests` need, and says what it builds:
+# Builds the tools that the chart and manifest tests (package deploy), `make helm`,
+# `make manifests` and `make lint` need, and says what it builds. Each is pinned below
+# and built from the Go module proxy into bin/tools (no prebuilt download is reachable
+# from our machines), then reused while its version stamp matches:
 #
-#   helm   the real helm CLI, built from the Go module proxy (helm.sh/helm/v4, pinned
-#          below) into bin/tools/helm: about 2 minutes on 2 cores with a cold module
-#          cache, then reused (a version stamp decides). No prebuilt download is
-#          reachable from our machines.
+#   helm         the real helm CLI (helm.sh/helm/v4): about 2 minutes on 2 cores with a
+#                cold module cache.
+#   staticcheck  honnef.co/go/tools' linter, run by `make lint`: about 30 s.
 #
+# With tool names as arguments only those are built; without, all of them.
 # hack/setup.sh calls it (and installs Debian's docker.io, which the image tests use),
-# so `make test` and .ci/run have helm. When it is present this only checks.
+# so `make test` and .ci/run have them. When they are present this only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-HELM_VERSION=v4.3.1
 tools=${TOOLS_DIR:-$PWD/bin/tools}
-stamp=$tools/.helm-version
+declare -A pkg=(
+	[helm]=helm.sh/helm/v4/cmd/helm@v4.3.1
+	[staticcheck]=honnef.co/go/tools/cmd/staticcheck@v0.8.2
+)
 
-if [[ -x $tools/helm && -f $stamp && $(cat "$stamp") == "$HELM_VERSION" ]]; then
-	echo "tools: helm $HELM_VERSION present in $tools"
-	exit 0
-fi
-echo "tools: building helm $HELM_VERSION into $tools from the Go module proxy (about 2 minutes the first time)"
-mkdir -p "$tools"
-start=$SECONDS
-GOBIN=$tools CGO_ENABLED=0 go install -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
-echo "$HELM_VERSION" >"$stamp"
-echo "tools: built helm $HELM_VERSION in $((SECONDS - start)) s"
+build() {
+	local name=$1 want=${pkg[$1]}
+	local stamp=$tools/.$name-version version=${want##*@}
+	if [[ -x $tools/$name && -f $stamp && $(cat "$stamp") == "$version" ]]; then
+		echo "tools: $want present in $tools"
+		return
+	fi
+	echo "tools: building $want into $tools from the Go module proxy"
+	mkdir -p "$tools"
+	local start=$SECONDS
+	GOBIN=$tools CGO_ENABLED=0 go install -ldflags "-s -w" "$want"
+	echo "$version" >"$stamp"
+	echo "tools: built $name in $((SECONDS - start)) s"
+}
+
+names=("$@")
+[[ ${#names[@]} -gt 0 ]] || names=(helm staticcheck)
+for n in "${names[@]}"; do
+	[[ -n ${pkg[$n]:-} ]] || { echo "tools: unknown tool $n (known: ${!pkg[*]})" >&2; exit 2; }
+	build "$n"
+done

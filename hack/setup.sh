@@ -40,7 +40,7 @@ for c in kubectl go; do
 	command -v "$c" >/dev/null || { echo "setup: $c is required on PATH (it comes with this machine)" >&2; exit 1; }
 done
 
-# helm, built into bin/tools, for the chart and manifest tests.
+# helm and staticcheck, built into bin/tools, for the chart and manifest tests and make lint.
 ./hack/install-tools.sh
 
 # kube-apiserver and etcd from the Go module proxy (a no-op when up to date).

@@ -157,5 +157,5 @@ type BGPAdvertisementList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&L2Advertisement{}, &L2AdvertisementList{}, &BGPAdvertisement{}, &BGPAdvertisementList{})
+	register(&L2Advertisement{}, &L2AdvertisementList{}, &BGPAdvertisement{}, &BGPAdvertisementList{})
 }

@@ -261,5 +261,5 @@ type CommunityList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&BGPPeer{}, &BGPPeerList{}, &BFDProfile{}, &BFDProfileList{}, &Community{}, &CommunityList{})
+	register(&BGPPeer{}, &BGPPeerList{}, &BFDProfile{}, &BFDProfileList{}, &Community{}, &CommunityList{})
 }

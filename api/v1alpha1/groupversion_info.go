@@ -12,17 +12,30 @@
 package v1alpha1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
 	// GroupVersion is the API group and version of every Portico kind.
 	GroupVersion = schema.GroupVersion{Group: "portico.dev", Version: "v1alpha1"}
 
-	// SchemeBuilder registers Portico's kinds with a runtime.Scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// SchemeBuilder registers Portico's kinds with a runtime.Scheme (each
+	// kind's file adds its types with register).
+	SchemeBuilder = runtime.NewSchemeBuilder()
 
 	// AddToScheme adds Portico's kinds to a scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+// register adds kinds of this group and version to SchemeBuilder, as
+// apimachinery's builders do (controller-runtime's scheme.Builder, which did
+// this, is deprecated: API packages should depend on apimachinery only).
+func register(objs ...runtime.Object) {
+	SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(GroupVersion, objs...)
+		metav1.AddToGroupVersion(s, GroupVersion)
+		return nil
+	})
+}

@@ -187,5 +187,5 @@ type ServiceAnnouncementList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&SpeakerStatus{}, &SpeakerStatusList{}, &ServiceAnnouncement{}, &ServiceAnnouncementList{})
+	register(&SpeakerStatus{}, &SpeakerStatusList{}, &ServiceAnnouncement{}, &ServiceAnnouncementList{})
 }

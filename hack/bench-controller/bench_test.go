@@ -371,7 +371,6 @@ func (w *ipWatch) at(name string) time.Time {
 type proc struct {
 	cmd  *exec.Cmd
 	done chan error
-	peak int64 // kB, updated by a sampler
 }
 
 func startController(b *testing.B, bin, kubeconfig, class string) *proc {

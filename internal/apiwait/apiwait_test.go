@@ -94,7 +94,7 @@ func TestWaitsOutUnreachableServer(t *testing.T) {
 		t.Errorf("list: %d calls, want 4 (three refused, one answered)", f.calls)
 	}
 	f.calls = 0
-	w, err := lw.Watch(metav1.ListOptions{})
+	w, err := lw.WatchWithContext(context.Background(), metav1.ListOptions{})
 	if err != nil || w == nil {
 		t.Fatalf("watch: %v", err)
 	}
@@ -105,7 +105,7 @@ func TestWaitsOutUnreachableServer(t *testing.T) {
 
 func TestAnswersAreNotRetried(t *testing.T) {
 	f := &flaky{fails: 1, err: apierrors.NewForbidden(schema.GroupResource{Resource: "services"}, "", errors.New("RBAC"))}
-	_, err := Wrap(f.lw(), time.Millisecond).List(metav1.ListOptions{})
+	_, err := Wrap(f.lw(), time.Millisecond).ListWithContext(context.Background(), metav1.ListOptions{})
 	if !apierrors.IsForbidden(err) || f.calls != 1 {
 		t.Errorf("got %v after %d calls, want the Forbidden error after 1", err, f.calls)
 	}

@@ -125,8 +125,8 @@ func (c *converter) legacyConfigMap(d *manifest.Document) {
 	for i, b := range cfg.BFDProfiles {
 		f := fmt.Sprintf("%s.bfd-profiles[%d].", prefix, i)
 		out := &v1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Name: c.name(d, "BFDProfile", b.Name)}}
-		t := b.bfdLegacyTimers
-		out.Spec = c.bfdSpec(d, bfdIn{t.ReceiveInterval, t.TransmitInterval, t.DetectMultiplier, t.EchoInterval, t.EchoMode, t.PassiveMode, t.MinimumTTL}, f, "echo-mode", "echo-interval")
+		// The same timers as the CRD's, under the ConfigMap's field names.
+		out.Spec = c.bfdSpec(d, bfdIn(b.bfdLegacyTimers), f, "echo-mode", "echo-interval")
 		c.add(d, out)
 	}
 	for i, p := range cfg.Pools {
