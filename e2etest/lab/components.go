@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -149,9 +150,47 @@ func (l *Lab) startController() error {
 	if err != nil {
 		return err
 	}
-	// A controller that cannot start (bad flags, no API) exits quickly.
-	time.Sleep(time.Second)
-	return p.running()
+	return l.waitControllerReady(p, args)
+}
+
+// waitControllerReady polls the controller's /readyz (in the control
+// namespace, on --health-probe-bind-address) until it answers 200, and fails
+// at once if the process exits (bad flags, no API server). With the probes
+// turned off it only checks that the process runs.
+func (l *Lab) waitControllerReady(p *Proc, args []string) error {
+	addr := ":8081" // the controller's default
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--health-probe-bind-address="); ok {
+			addr = v
+		} else if a == "--health-probe-bind-address" && i+1 < len(args) {
+			addr = args[i+1]
+		}
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if addr == "0" || err != nil {
+		return p.running()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	url := "http://" + net.JoinHostPort(host, port) + "/readyz"
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: DialIn(l.CtlNS), DisableKeepAlives: true}}
+	var last error
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := p.running(); err != nil {
+			return err
+		}
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		last = err
+	}
+	return fmt.Errorf("portico-controller not ready after 60s: %v (see %s)", last, p.Log)
 }
 
 func (l *Lab) speakerArgs(n *Node) []string {

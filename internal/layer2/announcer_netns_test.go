@@ -9,8 +9,12 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mdlayher/arp"
 
 	"github.com/portico-lb/portico/internal/netnstest"
 )
@@ -340,9 +344,12 @@ func TestAnnouncerInterfaceRecreated(t *testing.T) {
 
 // TestAnnouncerReleaseCancelsAnnouncements checks that an IP released during
 // its announcement schedule is not announced any more, and that an IP kept on
-// the same interface is still answered while a released one is not.
+// the same interface is still answered while a released one is not. The
+// client counts the gratuitous ARP packets of each IP as they arrive, and the
+// test waits for the kept IP's whole schedule instead of sleeping through it.
 func TestAnnouncerReleaseCancelsAnnouncements(t *testing.T) {
 	l := newLab(t, Config{Announce: []time.Duration{0, 300 * time.Millisecond, 600 * time.Millisecond}})
+	seen := l.countGratuitous(t)
 	kept, released := netip.MustParseAddr("192.0.2.100"), netip.MustParseAddr("192.0.2.101")
 	if err := l.setOwned(t, map[netip.Addr][]string{kept: {"eth0"}, released: {"eth0"}}); err != nil {
 		t.Fatal(err)
@@ -354,14 +361,65 @@ func TestAnnouncerReleaseCancelsAnnouncements(t *testing.T) {
 	if err := l.setOwned(t, map[netip.Addr][]string{kept: {"eth0"}}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(900 * time.Millisecond)
-	if g := m.Gratuitous.Load(); g != 8 {
-		t.Errorf("%d gratuitous ARP packets after the schedule, want 8 (4, then 2 rounds for the kept IP only)", g)
-	}
+	// Each round is a request and a reply: 3 rounds for the kept IP.
+	waitFor(t, 10*time.Second, "the kept IP's three rounds of gratuitous ARP", func() bool { return seen(kept) == 6 })
 	if mac := l.arping(t, released.String()); mac != "" {
 		t.Errorf("released IP answered by %s", mac)
 	}
 	if mac := l.arping(t, kept.String()); mac != nodeMACStr {
 		t.Errorf("kept IP answered by %q, want %s", mac, nodeMACStr)
+	}
+	// The released IP's later rounds would have come with the kept IP's,
+	// seconds ago now (arping waited for its answers).
+	if n := seen(released); n != 2 {
+		t.Errorf("the client saw %d gratuitous ARP packets for the released IP, want 2 (the first round only)", n)
+	}
+	if g := m.Gratuitous.Load(); g != 8 {
+		t.Errorf("%d gratuitous ARP packets sent, want 8 (4, then 2 rounds for the kept IP only)", g)
+	}
+}
+
+// countGratuitous listens for gratuitous ARP (sender IP = target IP) on the
+// client's eth0 and returns a function counting those seen per IP.
+func (l *lab) countGratuitous(t *testing.T) func(netip.Addr) int {
+	t.Helper()
+	var c *arp.Client
+	err := l.client.Do(func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		c, err = arp.Dial(ifi)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("ARP socket in the client namespace: %v", err)
+	}
+	var mu sync.Mutex
+	counts := map[netip.Addr]int{}
+	var closing atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			p, _, err := c.Read()
+			if err != nil {
+				if closing.Load() {
+					return
+				}
+				continue // not an ARP packet
+			}
+			if p.SenderIP == p.TargetIP {
+				mu.Lock()
+				counts[p.TargetIP]++
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { closing.Store(true); _ = c.Close(); <-done })
+	return func(ip netip.Addr) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return counts[ip]
 	}
 }

@@ -191,12 +191,13 @@ func TestJoinAndDeath(t *testing.T) {
 	t.Logf("estimated bound with default timers, 3 members: %v", a.Timers().DetectionBound(3))
 }
 
-// TestDetectionTime kills a member repeatedly and prints how long the
-// survivors took to agree it is dead. It asserts nothing about time.
+// TestDetectionTime kills a member five times, as a crash would (no leave),
+// and checks what a failover relies on each time: both survivors declare
+// it dead (not gone on purpose), drop it from their members, and report
+// the death after the kill, never before. It logs how long they took to
+// agree, but asserts nothing about time: the lab benchmarks
+// (make bench-lab) print failover figures.
 func TestDetectionTime(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measurement")
-	}
 	nodes := startCluster(t, "a", "b")
 	var times []time.Duration
 	for trial := range 5 {
@@ -209,15 +210,27 @@ func TestDetectionTime(t *testing.T) {
 		}
 		// Let the victim settle into everyone's probe rotation.
 		time.Sleep(300 * time.Millisecond)
+		died := time.Now()
 		if err := victim.Shutdown(); err != nil {
 			t.Fatal(err)
 		}
-		died := time.Now()
 		var agreed time.Duration
 		for _, n := range nodes {
 			var ev Event
-			waitFor(t, "victim's death", func() (ok bool) { ev, ok = n.rec.find(EventDead, victim.name); return ok })
+			waitFor(t, n.name+" to declare "+victim.name+" dead", func() (ok bool) { ev, ok = n.rec.find(EventDead, victim.name); return ok })
+			if ev.Time.Before(died) {
+				t.Errorf("%s declared %s dead %v before it was killed", n.name, victim.name, died.Sub(ev.Time))
+			}
+			if _, left := n.rec.find(EventLeave, victim.name); left {
+				t.Errorf("%s reports the crash of %s as a graceful leave", n.name, victim.name)
+			}
+			waitFor(t, n.name+" to drop "+victim.name, func() bool { return !slices.Contains(n.MemberNames(), victim.name) })
 			agreed = max(agreed, ev.Time.Sub(died))
+		}
+		for _, n := range nodes {
+			if !sees(n, "a", "b")() {
+				t.Errorf("after %s died, %s sees %v, want a and b", victim.name, n.name, n.MemberNames())
+			}
 		}
 		times = append(times, agreed)
 	}
