@@ -3,6 +3,7 @@ package speaker
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -19,6 +20,24 @@ type linkState struct {
 	prefixes map[string][]netip.Prefix
 	names    []string          // every link, sorted
 	macs     map[string]string // link name -> MAC
+	// hostOnly holds the indexes of loopback and dummy links, whose host
+	// addresses (/32, /128) are neither read nor watched: see isHostOnly.
+	hostOnly map[int]bool
+}
+
+// isHostOnly reports whether an address on link index is a host address on
+// a loopback or dummy link. kube-proxy in IPVS mode puts every Service IP on
+// the dummy link kube-ipvs0 (the lab's stand-in does the same on lo), so a
+// cluster with 10,000 Services has 10,000 such addresses on every node. They
+// never face a router or carry an L2 segment, so no decision reads them;
+// re-reading every address for each one added cost time and garbage
+// quadratic in the number of Services.
+func (st linkState) isHostOnly(index int, ipNet *net.IPNet) bool {
+	if ipNet == nil || !st.hostOnly[index] {
+		return false
+	}
+	ones, bits := ipNet.Mask.Size()
+	return ones == bits
 }
 
 // netWatcher keeps a linkState current from netlink link and address
@@ -31,6 +50,7 @@ type netWatcher struct {
 	mu    sync.Mutex
 	state linkState
 	err   error
+	reads int // link reads so far
 }
 
 // resyncInterval is how often links are re-read without a notification.
@@ -81,9 +101,11 @@ func (w *netWatcher) run(ctx context.Context) {
 			if !ok { // the subscription ended (its channel is closed)
 				linkCh = nil
 			}
-		case _, ok := <-addrCh:
+		case u, ok := <-addrCh:
 			if !ok {
 				addrCh = nil
+			} else if w.ignored(u) && !w.pending(addrCh) {
+				continue
 			}
 		case <-t.C:
 			if linkCh == nil || addrCh == nil {
@@ -93,6 +115,29 @@ func (w *netWatcher) run(ctx context.Context) {
 		drain(linkCh)
 		drain(addrCh)
 		w.refresh()
+	}
+}
+
+// ignored reports whether an address notification concerns an address
+// readLinks leaves out.
+func (w *netWatcher) ignored(u netlink.AddrUpdate) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.state.isHostOnly(u.LinkIndex, &u.LinkAddress)
+}
+
+// pending drains the address notifications already queued and reports
+// whether any of them is not ignored.
+func (w *netWatcher) pending(ch chan netlink.AddrUpdate) bool {
+	for {
+		select {
+		case u, ok := <-ch:
+			if !ok || !w.ignored(u) {
+				return true
+			}
+		default:
+			return false
+		}
 	}
 }
 
@@ -119,6 +164,7 @@ func (w *netWatcher) refresh() {
 		return err
 	})
 	w.mu.Lock()
+	w.reads++
 	changed := err == nil && !sameState(w.state, st)
 	if err == nil {
 		w.state = st
@@ -151,16 +197,19 @@ func readLinks() (linkState, error) {
 		return linkState{}, err
 	}
 	byIndex := map[int]string{}
+	st := linkState{prefixes: map[string][]netip.Prefix{}, macs: map[string]string{}, hostOnly: map[int]bool{}}
 	for _, l := range nl {
 		byIndex[l.Attrs().Index] = l.Attrs().Name
+		if l.Type() == "dummy" || l.Attrs().Flags&net.FlagLoopback != 0 {
+			st.hostOnly[l.Attrs().Index] = true
+		}
 	}
 	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return linkState{}, err
 	}
-	st := linkState{prefixes: map[string][]netip.Prefix{}, macs: map[string]string{}}
 	for _, a := range addrs {
-		if a.IPNet == nil {
+		if a.IPNet == nil || st.isHostOnly(a.LinkIndex, a.IPNet) {
 			continue
 		}
 		ip, ok := netip.AddrFromSlice(a.IP)
