@@ -483,9 +483,12 @@ func TestMemberlistKeysFollowTheSecret(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A namespace of its own: other tests' L2Advertisements must find no
+	// interface of the host's to announce on.
+	ns := netnstest.New(t, "spkkeys")
 	runCtx, cancel := context.WithCancel(ctx)
 	sp, err := speaker.New(runCtx, speaker.Config{NodeName: nodeName, RestConfig: cluster.Config, SecretName: name,
-		BindAddr: "127.0.0.1", KeyRefresh: 100 * time.Millisecond,
+		BindAddr: "127.0.0.1", KeyRefresh: 100 * time.Millisecond, NetNS: ns.Do,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()}))})
 	if err != nil {
 		cancel()
@@ -531,8 +534,9 @@ func TestMemberlistKeysFollowTheSecret(t *testing.T) {
 	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: name},
 		Data: map[string][]byte{"secretkey": []byte(keyB)}})
 	waitFor(t, "key B alone", keysAre(rawB))
-	waitFor(t, "lastError to clear", func() (bool, string) {
+	// (Other tests' L2Advertisements may name interfaces this node lacks.)
+	waitFor(t, "the Secret's problems to leave lastError", func() (bool, string) {
 		st := speakerStatus(nodeName)
-		return st.LastError == "", st.LastError
+		return !strings.Contains(st.LastError, "memberlist"), st.LastError
 	})
 }
