@@ -31,12 +31,7 @@ type ingressSetup struct {
 }
 
 func TestIngress(t *testing.T) {
-	if err := lab.CheckTraefik(theLab.Opts); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	requireTool(t, lab.CheckTraefik(theLab.Opts))
 	ctx := testCtx(t, 5*time.Minute)
 	s := &ingressSetup{}
 	start := time.Now()
