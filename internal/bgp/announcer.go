@@ -18,6 +18,7 @@ import (
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/config/oc"
 	"github.com/osrg/gobgp/v4/pkg/server"
 )
 
@@ -314,6 +315,24 @@ func hostRouterID() (netip.Addr, error) {
 	return netip.Addr{}, errors.New("bgp: no router ID: this host has no IPv4 address; set Config.RouterID or a peer's RouterID")
 }
 
+// globalFamilies are the families of gobgp's global tables: only those
+// Portico uses. Without the list gobgp makes two tables for every family it
+// knows, each with 2,048 map shards: about 14 MiB before the first route.
+// Each peer's paths live in its own VRF (see applyPeer), which gobgp keeps
+// in the global tables as VPN paths: the VPN families are needed too, or
+// no path is ever sent.
+func globalFamilies() []uint32 {
+	var out []uint32
+	for _, f := range []oc.AfiSafiType{
+		oc.AFI_SAFI_TYPE_IPV4_UNICAST, oc.AFI_SAFI_TYPE_IPV6_UNICAST,
+		oc.AFI_SAFI_TYPE_L3VPN_IPV4_UNICAST, oc.AFI_SAFI_TYPE_L3VPN_IPV6_UNICAST,
+		oc.AFI_SAFI_TYPE_RTC, // gobgp reads its table when a VRF is deleted
+	} {
+		out = append(out, uint32(oc.AfiSafiTypeToIntMap[f]))
+	}
+	return out
+}
+
 func (a *Announcer) startServer(ctx context.Context, rid netip.Addr, asn uint32) error {
 	lvl := new(slog.LevelVar)
 	lvl.Set(slog.LevelDebug) // every record reaches gobgpHandler, which filters
@@ -324,6 +343,7 @@ func (a *Announcer) startServer(ctx context.Context, rid netip.Addr, asn uint32)
 		Asn:        asn,
 		RouterId:   rid.String(),
 		ListenPort: -1, // dial out only: no listener on port 179
+		Families: globalFamilies(),
 	}})
 	if err == nil {
 		err = srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: importPolicyDef()})
