@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -181,22 +182,28 @@ func (w *statusWriter) writeAnnouncements(ctx context.Context) {
 	for _, key := range keys {
 		entries := want[key]
 		prev, known := w.applied[key]
-		var cur porticov1.ServiceAnnouncement
-		curErr := s.mgr.GetCache().Get(ctx, key, &cur)
+		cur, err := cachedGet[porticov1.ServiceAnnouncement](ctx, s.mgr.GetCache(), key)
+		if err != nil {
+			continue
+		}
+		missing := cur == nil
+		if missing {
+			cur = &porticov1.ServiceAnnouncement{}
+		}
 		empty := len(entries.l2) == 0 && len(entries.bgp) == 0
 		// Unchanged entries are not written again while the object still
 		// holds them. When it does not (deleted from outside, or a field
 		// released by another node that briefly wrote the same IP), they
 		// are written again.
-		present := curErr == nil && hasAll(cur.Status.L2, entries.l2) && hasAllBGP(cur.Status.BGP, entries.bgp)
-		if known && sameAnnouncement(prev, entries) && (present || (empty && apierrors.IsNotFound(curErr))) {
+		present := !missing && hasAll(cur.Status.L2, entries.l2) && hasAllBGP(cur.Status.BGP, entries.bgp)
+		if known && sameAnnouncement(prev, entries) && (present || (empty && missing)) {
 			continue
 		}
-		if !known && curErr == nil && hasAll(cur.Status.L2, entries.l2) && hasAllBGP(cur.Status.BGP, entries.bgp) {
+		if !known && present {
 			w.applied[key] = entries // already there, from before a restart
 			continue
 		}
-		if err := w.apply(ctx, key, entries, apierrors.IsNotFound(curErr)); err != nil {
+		if err := w.apply(ctx, key, entries, missing); err != nil {
 			s.log.Warn("writing ServiceAnnouncement", "service", key.String(), "error", err)
 			continue
 		}
@@ -314,16 +321,15 @@ func (w *statusWriter) applyStatus(ctx context.Context, obj client.Object, kind 
 // class: another installation writes them.
 func (w *statusWriter) cleanUp(ctx context.Context) {
 	s := w.s
-	var list porticov1.ServiceAnnouncementList
-	if err := s.mgr.GetCache().List(ctx, &list); err != nil {
+	sas, err := cached[porticov1.ServiceAnnouncement](ctx, s.mgr.GetCache())
+	if err != nil {
 		return
 	}
 	s.mu.Lock()
 	members := slices.Clone(s.members)
 	s.mu.Unlock()
 	w.deleteStaleSpeakerStatuses(ctx)
-	for i := range list.Items {
-		sa := &list.Items[i]
+	for _, sa := range sas {
 		svc, alive := w.liveService(ctx, sa)
 		if !alive {
 			if svc != nil || w.confirmedGone(ctx, sa) {
@@ -368,11 +374,11 @@ func (w *statusWriter) deleteStaleSpeakerStatuses(ctx context.Context) {
 // liveService returns the cached Service of sa and whether sa still
 // belongs to it. A nil Service means the cache has none.
 func (w *statusWriter) liveService(ctx context.Context, sa *porticov1.ServiceAnnouncement) (*corev1.Service, bool) {
-	var svc corev1.Service
-	if err := w.s.mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(sa), &svc); err != nil {
+	svc, err := cachedGet[corev1.Service](ctx, w.s.mgr.GetCache(), client.ObjectKeyFromObject(sa))
+	if err != nil || svc == nil {
 		return nil, false
 	}
-	return &svc, belongs(sa, &svc)
+	return svc, belongs(sa, svc)
 }
 
 // belongs reports whether sa describes svc: svc is a LoadBalancer and, when
@@ -414,7 +420,9 @@ func (w *statusWriter) deleteAnnouncement(ctx context.Context, sa *porticov1.Ser
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	uid := sa.UID
-	err := w.s.mgr.GetClient().Delete(rctx, sa, client.Preconditions{UID: &uid})
+	// sa is the cache's own object: the client gets a copy of its name.
+	obj := &porticov1.ServiceAnnouncement{ObjectMeta: metav1.ObjectMeta{Namespace: sa.Namespace, Name: sa.Name}}
+	err := w.s.mgr.GetClient().Delete(rctx, obj, client.Preconditions{UID: &uid})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		w.s.log.Warn("deleting orphaned ServiceAnnouncement", "name", client.ObjectKeyFromObject(sa).String(), "error", err)
 	}
@@ -425,17 +433,20 @@ func (w *statusWriter) deleteAnnouncement(ctx context.Context, sa *porticov1.Ser
 // object's resourceVersion (the entries may belong to other field
 // managers, which an apply of ours cannot remove).
 func (w *statusWriter) prune(ctx context.Context, sa *porticov1.ServiceAnnouncement, svc *corev1.Service, members []string) {
-	ips := map[string]bool{}
-	for _, ip := range facts.ServiceIPs(svc) {
-		ips[ip.String()] = true
+	// Runs for every ServiceAnnouncement in each of the deputy's passes:
+	// nothing is allocated unless there is something to remove.
+	ips := facts.ServiceIPs(svc)
+	staleIP := func(s string) bool {
+		ip, err := netip.ParseAddr(s)
+		return err != nil || !slices.Contains(ips, ip.Unmap())
 	}
-	l2 := slices.DeleteFunc(slices.Clone(sa.Status.L2), func(e porticov1.L2Announcement) bool { return !ips[e.IP] })
-	bgp := slices.DeleteFunc(slices.Clone(sa.Status.BGP), func(e porticov1.BGPAnnouncement) bool {
-		return !ips[e.IP] || !slices.Contains(members, e.Node)
-	})
-	if len(l2) == len(sa.Status.L2) && len(bgp) == len(sa.Status.BGP) {
+	staleL2 := func(e porticov1.L2Announcement) bool { return staleIP(e.IP) }
+	staleBGP := func(e porticov1.BGPAnnouncement) bool { return staleIP(e.IP) || !slices.Contains(members, e.Node) }
+	if !slices.ContainsFunc(sa.Status.L2, staleL2) && !slices.ContainsFunc(sa.Status.BGP, staleBGP) {
 		return
 	}
+	l2 := slices.DeleteFunc(slices.Clone(sa.Status.L2), staleL2)
+	bgp := slices.DeleteFunc(slices.Clone(sa.Status.BGP), staleBGP)
 	// The cache may lag behind the Service: prune only what the API server
 	// confirms is gone.
 	if fresh, err := w.freshService(ctx, sa); err != nil || !belongs(sa, fresh) ||

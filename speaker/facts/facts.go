@@ -43,9 +43,44 @@ type Objects struct {
 	// Services without a class.
 	LBClass        string
 	Config         *config.Config
-	Services       []*corev1.Service
-	EndpointSlices []*discoveryv1.EndpointSlice
-	Nodes          []*corev1.Node
+	Services []*corev1.Service
+	// Endpoints are the EndpointSlices as EndpointsOf reduces them.
+	Endpoints []*SliceEndpoints
+	Nodes     []*corev1.Node
+}
+
+// SliceEndpoints is what the plans read of one EndpointSlice: its Service
+// and the nodes holding its ready endpoints. The speaker caches
+// EndpointSlices in this form (about 200 bytes, where a trimmed
+// EndpointSlice took over 1,000: one is cached per Service).
+type SliceEndpoints struct {
+	// Service is the slice's Service (kubernetes.io/service-name label);
+	// zero when the slice names none or has no ready endpoint.
+	Service types.NamespacedName
+	// Nodes hold at least one ready endpoint of the slice, once each,
+	// in the slice's order.
+	Nodes []string
+}
+
+// EndpointsOf reduces es to what the plans read. node returns the string
+// to keep for a node name (the speaker shares one copy per node).
+func EndpointsOf(es *discoveryv1.EndpointSlice, node func(string) string) SliceEndpoints {
+	var out SliceEndpoints
+	svc := es.Labels[discoveryv1.LabelServiceName]
+	if svc == "" {
+		return out // nothing to attribute its endpoints to
+	}
+	for _, ep := range es.Endpoints {
+		if ep.NodeName == nil || *ep.NodeName == "" || (ep.Conditions.Ready != nil && !*ep.Conditions.Ready) ||
+			slices.Contains(out.Nodes, *ep.NodeName) {
+			continue
+		}
+		out.Nodes = append(out.Nodes, node(*ep.NodeName))
+	}
+	if len(out.Nodes) > 0 {
+		out.Service = types.NamespacedName{Namespace: es.Namespace, Name: svc}
+	}
+	return out
 }
 
 // Facts are the inputs every protocol plan shares.
@@ -170,7 +205,7 @@ func ServiceIPs(svc *corev1.Service) []netip.Addr {
 }
 
 func groupIPs(o Objects, pools []config.Pool) []IP {
-	endpoints := readyEndpointNodes(o.EndpointSlices)
+	endpoints := readyEndpointNodes(o.Endpoints)
 	services := slices.Clone(o.Services)
 	slices.SortFunc(services, func(a, b *corev1.Service) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
@@ -219,20 +254,28 @@ func groupIPs(o Objects, pools []config.Pool) []IP {
 
 // readyEndpointNodes maps each Service to the nodes holding a ready endpoint
 // of it.
-func readyEndpointNodes(slicesIn []*discoveryv1.EndpointSlice) map[types.NamespacedName][]string {
-	out := make(map[types.NamespacedName][]string, len(slicesIn))
-	for _, es := range slicesIn {
-		svc := es.Labels[discoveryv1.LabelServiceName]
-		if svc == "" {
+func readyEndpointNodes(in []*SliceEndpoints) map[types.NamespacedName][]string {
+	out := make(map[types.NamespacedName][]string, len(in))
+	for _, e := range in {
+		if e.Service.Name == "" || len(e.Nodes) == 0 {
 			continue
 		}
-		key := types.NamespacedName{Namespace: es.Namespace, Name: svc}
-		for _, ep := range es.Endpoints {
-			if ep.NodeName == nil || *ep.NodeName == "" || (ep.Conditions.Ready != nil && !*ep.Conditions.Ready) {
-				continue
-			}
-			out[key] = append(out[key], *ep.NodeName)
+		if prev, ok := out[e.Service]; ok {
+			out[e.Service] = append(prev, e.Nodes...)
+		} else {
+			out[e.Service] = slices.Clip(e.Nodes) // appending copies: e is the cache's
 		}
+	}
+	return out
+}
+
+// EndpointsOfAll is EndpointsOf for each slice, keeping node names as they
+// are: for callers holding whole EndpointSlices.
+func EndpointsOfAll(in []*discoveryv1.EndpointSlice) []*SliceEndpoints {
+	out := make([]*SliceEndpoints, 0, len(in))
+	for _, es := range in {
+		e := EndpointsOf(es, func(s string) string { return s })
+		out = append(out, &e)
 	}
 	return out
 }

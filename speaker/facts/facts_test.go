@@ -1,6 +1,7 @@
 package facts
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 
@@ -41,10 +42,10 @@ func TestGather(t *testing.T) {
 			svc("nowhere", false, nil, "203.0.113.9", "bogus"),
 			classed,
 		},
-		EndpointSlices: []*discoveryv1.EndpointSlice{{
+		Endpoints: EndpointsOfAll([]*discoveryv1.EndpointSlice{{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "pinned-1", Labels: map[string]string{discoveryv1.LabelServiceName: "pinned"}},
 			Endpoints:  []discoveryv1.Endpoint{{NodeName: &node2}, {NodeName: new("node3"), Conditions: discoveryv1.EndpointConditions{Ready: &notReady}}},
-		}},
+		}}),
 		Nodes: []*corev1.Node{
 			{ObjectMeta: metav1.ObjectMeta{Name: "node2", Labels: map[string]string{ExcludeLabel: ""}}},
 			{ObjectMeta: metav1.ObjectMeta{Name: "node1"}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionTrue}}}},
@@ -82,5 +83,37 @@ func TestGather(t *testing.T) {
 		return a.Addr == b.Addr && a.Pool == b.Pool && slices.Equal(a.Services, b.Services)
 	}) {
 		t.Error("input order changed the facts")
+	}
+}
+
+func TestEndpointsOf(t *testing.T) {
+	yes, no := true, false
+	ep := func(node string, ready *bool) discoveryv1.Endpoint {
+		return discoveryv1.Endpoint{Addresses: []string{"10.0.0.1"}, NodeName: &node, Conditions: discoveryv1.EndpointConditions{Ready: ready}}
+	}
+	web := types.NamespacedName{Namespace: "ns", Name: "web"}
+	tests := []struct {
+		name      string
+		label     string
+		endpoints []discoveryv1.Endpoint
+		want      SliceEndpoints
+	}{
+		{"one per ready node", "web", []discoveryv1.Endpoint{ep("a", &yes), ep("b", nil), ep("a", &yes), ep("b", &yes)}, SliceEndpoints{web, []string{"a", "b"}}},
+		{"not ready left out", "web", []discoveryv1.Endpoint{ep("a", &no), ep("b", &yes)}, SliceEndpoints{web, []string{"b"}}},
+		{"no node left out", "web", []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}}, ep("", &yes), ep("c", &yes)}, SliceEndpoints{web, []string{"c"}}},
+		{"none ready: nothing", "web", []discoveryv1.Endpoint{ep("a", &no)}, SliceEndpoints{}},
+		{"no service: nothing to attribute", "", []discoveryv1.Endpoint{ep("a", &yes)}, SliceEndpoints{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web-abcde"}, Endpoints: tt.endpoints}
+			if tt.label != "" {
+				es.Labels = map[string]string{discoveryv1.LabelServiceName: tt.label}
+			}
+			got := EndpointsOf(es, func(s string) string { return s })
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }

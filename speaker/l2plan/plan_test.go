@@ -47,7 +47,7 @@ func compute(w world) Plan {
 		ci.L2Advertisements = append(ci.L2Advertisements, *a)
 	}
 	f := facts.Gather(facts.Objects{LocalNode: w.LocalNode, LBClass: w.LBClass, Config: (&config.Builder{}).Build(ci),
-		Services: w.Services, EndpointSlices: w.EndpointSlices, Nodes: w.Nodes})
+		Services: w.Services, Endpoints: facts.EndpointsOfAll(w.EndpointSlices), Nodes: w.Nodes})
 	return Compute(Inputs{Facts: f, LocalInterfaces: w.LocalInterfaces, LocalLinks: w.LocalLinks, Members: w.Members})
 }
 

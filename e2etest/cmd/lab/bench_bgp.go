@@ -841,6 +841,14 @@ func (b *bgpBench) saveHeapProfiles() {
 			continue
 		}
 		progress("heap profile of the speaker on %s: %s", n.Name, file)
+		// The text form ends with the runtime's MemStats: how the resident
+		// memory splits into live heap, heap not yet returned, stacks and
+		// the collector's own.
+		text := strings.TrimSuffix(file, ".pprof") + ".txt"
+		if out, err := exec.Command("ip", "netns", "exec", n.NS, "curl", "-sS", "-o", text,
+			"http://127.0.0.1:"+pprofPort+"/debug/pprof/heap?debug=1").CombinedOutput(); err != nil {
+			progress("heap statistics of the speaker on %s: %v: %s", n.Name, err, out)
+		}
 	}
 }
 
