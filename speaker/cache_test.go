@@ -18,7 +18,6 @@ import (
 	"github.com/portico-lb/portico/speaker/facts"
 )
 
-
 // fresh returns a copy of s in memory of its own, as a decoder would
 // produce for each object.
 func fresh(s string) string { return strings.Clone(s) }

@@ -343,7 +343,7 @@ func (a *Announcer) startServer(ctx context.Context, rid netip.Addr, asn uint32)
 		Asn:        asn,
 		RouterId:   rid.String(),
 		ListenPort: -1, // dial out only: no listener on port 179
-		Families: globalFamilies(),
+		Families:   globalFamilies(),
 	}})
 	if err == nil {
 		err = srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: importPolicyDef()})

@@ -41,8 +41,8 @@ type Objects struct {
 	LocalNode string
 	// LBClass is the loadBalancerClass this speaker serves; "" serves
 	// Services without a class.
-	LBClass        string
-	Config         *config.Config
+	LBClass  string
+	Config   *config.Config
 	Services []*corev1.Service
 	// Endpoints are the EndpointSlices as EndpointsOf reduces them.
 	Endpoints []*SliceEndpoints
