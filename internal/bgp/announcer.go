@@ -229,16 +229,23 @@ func (a *Announcer) wantPeers(peers []Peer) (want map[string]peerConf, configErr
 func wantRoutes(want map[string]peerConf, paths []Path) (map[string]map[netip.Prefix]route, []error) {
 	out := map[string]map[netip.Prefix]route{}
 	var errs []error
-	sorted := slices.SortedStableFunc(slices.Values(paths), func(x, y Path) int {
+	byPrefix := func(x, y Path) int {
 		return cmp.Or(x.Prefix.Addr().Compare(y.Prefix.Addr()), cmp.Compare(x.Prefix.Bits(), y.Prefix.Bits()))
-	})
+	}
+	// Sorted, so that of two paths for one prefix the first one listed
+	// wins. Plans come sorted: copying 10,000 paths on every change was a
+	// good part of the speaker's garbage.
+	sorted := paths
+	if !slices.IsSortedFunc(paths, byPrefix) {
+		sorted = slices.SortedStableFunc(slices.Values(paths), byPrefix)
+	}
 	for _, p := range sorted {
 		r, err := normalizeRoute(p)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("bgp: path %s: %w", p.Prefix, err))
 			continue
 		}
-		for _, name := range slices.Compact(slices.Sorted(slices.Values(p.Peers))) {
+		for _, name := range sortedSet(p.Peers, strings.Compare) {
 			c, ok := want[name]
 			switch {
 			case !ok:

@@ -2,10 +2,12 @@ package bgp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -237,5 +239,31 @@ func TestRejectedPeerWithoutGobgp(t *testing.T) {
 	}
 	if err := a.SetDesired(context.Background(), nil, nil); err == nil {
 		t.Error("SetDesired after Close succeeded")
+	}
+}
+
+func TestSortedSet(t *testing.T) {
+	tests := []struct {
+		in, want []uint32
+		shared   bool // the result is in itself
+	}{
+		{nil, nil, true},
+		{[]uint32{1}, []uint32{1}, true},
+		{[]uint32{1, 2, 3}, []uint32{1, 2, 3}, true},
+		{[]uint32{3, 1, 2}, []uint32{1, 2, 3}, false},
+		{[]uint32{1, 1, 2}, []uint32{1, 2}, false},
+	}
+	for _, tt := range tests {
+		orig := slices.Clone(tt.in)
+		got := sortedSet(tt.in, cmp.Compare[uint32])
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("sortedSet(%v) = %v, want %v", orig, got, tt.want)
+		}
+		if !slices.Equal(tt.in, orig) {
+			t.Errorf("sortedSet changed its input %v to %v", orig, tt.in)
+		}
+		if len(got) > 0 && (&got[0] == &tt.in[0]) != tt.shared {
+			t.Errorf("sortedSet(%v): result shares the input: %v, want %v", orig, !tt.shared, tt.shared)
+		}
 	}
 }

@@ -243,9 +243,8 @@ func normalizeRoute(p Path) (route, error) {
 	if p.LocalPref != nil {
 		r.localPref, r.hasLocalPref = *p.LocalPref, true
 	}
-	r.communities = slices.Compact(slices.Sorted(slices.Values(p.Communities)))
-	r.large = slices.CompactFunc(slices.SortedFunc(slices.Values(p.LargeCommunities), compareLarge),
-		func(a, b LargeCommunity) bool { return a == b })
+	r.communities = sortedSet(p.Communities, cmp.Compare[uint32])
+	r.large = sortedSet(p.LargeCommunities, compareLarge)
 	pfx := p.Prefix
 	switch {
 	case !pfx.IsValid() || pfx.Addr().Zone() != "":
@@ -264,4 +263,16 @@ func normalizeRoute(p Path) (route, error) {
 func (r *route) equal(o *route) bool {
 	return r.nextHop == o.nextHop && r.hasLocalPref == o.hasLocalPref && r.localPref == o.localPref &&
 		slices.Equal(r.communities, o.communities) && slices.Equal(r.large, o.large)
+}
+
+// sortedSet returns s sorted without repeats: s itself when it already is
+// (as planned paths are; the route then shares the plan's slice, and
+// neither is changed), otherwise a sorted copy.
+func sortedSet[E comparable](s []E, compare func(a, b E) int) []E {
+	for i := 1; i < len(s); i++ {
+		if compare(s[i-1], s[i]) >= 0 {
+			return slices.Compact(slices.SortedFunc(slices.Values(s), compare))
+		}
+	}
+	return s
 }

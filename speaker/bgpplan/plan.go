@@ -101,7 +101,8 @@ func Compute(in Inputs) Plan {
 	}
 
 	type pathKey = netip.Prefix
-	paths := map[pathKey]*bgp.Path{}
+	paths := make(map[pathKey]*bgp.Path, len(in.IPs))
+	allSessions := sortedKeys(sessions)
 	problems := map[config.Problem]bool{}
 	ads := bgpAdvertisements(in.Config, local)
 	for _, ip := range in.IPs {
@@ -121,7 +122,7 @@ func Compute(in Inputs) Plan {
 			prefix := netip.PrefixFrom(ip.Addr, bits).Masked()
 			peers := s.Peers
 			if len(peers) == 0 {
-				peers = sortedKeys(sessions)
+				peers = allSessions
 			}
 			path := paths[prefix]
 			if path == nil {
@@ -153,6 +154,7 @@ func Compute(in Inputs) Plan {
 			plan.IPs = append(plan.IPs, ipPlan)
 		}
 	}
+	plan.Paths = make([]bgp.Path, 0, len(paths))
 	for _, p := range paths {
 		p.Peers = sortedUnique(p.Peers, strings.Compare)
 		if len(p.Peers) > 0 {
