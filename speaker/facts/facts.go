@@ -210,11 +210,12 @@ func groupIPs(o Objects, pools []config.Pool) []IP {
 	slices.SortFunc(services, func(a, b *corev1.Service) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
-	type group struct {
-		ip   *IP
-		hint string
-	}
-	groups := make(map[netip.Addr]*group, len(services))
+	// out[index[addr]] is addr's IP and hints[index[addr]] the pool
+	// annotation of its first Service: one map and two arrays, not two
+	// small objects per IP (this runs on every change).
+	index := make(map[netip.Addr]int, len(services))
+	out := make([]IP, 0, len(services))
+	hints := make([]string, 0, len(services))
 	for _, svc := range services {
 		if !Serves(svc, o.LBClass) {
 			continue
@@ -229,24 +230,26 @@ func groupIPs(o Objects, pools []config.Pool) []IP {
 			}
 		}
 		for _, addr := range ServiceIPs(svc) {
-			g := groups[addr]
-			if g == nil {
-				g = &group{ip: &IP{Addr: addr, Local: true}, hint: hint}
-				groups[addr] = g
+			i, ok := index[addr]
+			if !ok {
+				i = len(out)
+				index[addr] = i
+				out = append(out, IP{Addr: addr, Local: true})
+				hints = append(hints, hint)
 			}
-			g.ip.Services = append(g.ip.Services, key)
+			ip := &out[i]
+			ip.Services = append(ip.Services, key)
 			// A shared IP is Local only when every sharer is; the
 			// endpoints of all sharers count.
-			g.ip.Local = g.ip.Local && local
-			g.ip.EndpointNodes = append(g.ip.EndpointNodes, endpoints[key]...)
+			ip.Local = ip.Local && local
+			ip.EndpointNodes = append(ip.EndpointNodes, endpoints[key]...)
 		}
 	}
-	out := make([]IP, 0, len(groups))
-	for addr, g := range groups {
-		slices.Sort(g.ip.EndpointNodes)
-		g.ip.EndpointNodes = slices.Compact(g.ip.EndpointNodes)
-		g.ip.Pool = poolFor(pools, addr, g.hint)
-		out = append(out, *g.ip)
+	for i := range out {
+		ip := &out[i]
+		slices.Sort(ip.EndpointNodes)
+		ip.EndpointNodes = slices.Compact(ip.EndpointNodes)
+		ip.Pool = poolFor(pools, ip.Addr, hints[i])
 	}
 	slices.SortFunc(out, func(a, b IP) int { return a.Addr.Compare(b.Addr) })
 	return out
