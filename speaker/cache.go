@@ -143,11 +143,11 @@ func (s *Speaker) listAll() (facts.Objects, error) {
 			return facts.Objects{}, err
 		}
 	}
-	svcs, err := cached[corev1.Service](ctx, c)
+	svcs, err := cachedAs[facts.Service, corev1.Service](ctx, c, serviceForm)
 	if err != nil {
 		return facts.Objects{}, err
 	}
-	eps, err := cachedEndpointSlices(ctx, c)
+	eps, err := cachedAs[facts.SliceEndpoints, discoveryv1.EndpointSlice](ctx, c, endpointsForm)
 	if err != nil {
 		return facts.Objects{}, err
 	}
@@ -188,21 +188,53 @@ func cached[T any, PT interface {
 	return out, nil
 }
 
-// cachedEndpointSlices returns the cached EndpointSlices, as the
-// informer's transform left them.
-func cachedEndpointSlices(ctx context.Context, c cache.Cache) ([]*facts.SliceEndpoints, error) {
-	st, err := store[discoveryv1.EndpointSlice](ctx, c)
+// cachedAs returns the cached objects of kind T in the form F the
+// informer's transform left them in; form picks F out of a stored object
+// (nil for anything else).
+func cachedAs[F, T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, c cache.Cache, form func(any) *F) ([]*F, error) {
+	st, err := store[T, PT](ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	items := st.List()
-	out := make([]*facts.SliceEndpoints, 0, len(items))
+	out := make([]*F, 0, len(items))
 	for _, it := range items {
-		if e, ok := it.(*cachedEndpoints); ok {
-			out = append(out, &e.SliceEndpoints)
+		if f := form(it); f != nil {
+			out = append(out, f)
 		}
 	}
 	return out, nil
+}
+
+func serviceForm(it any) *facts.Service {
+	if c, ok := it.(*cachedService); ok {
+		return &c.Service
+	}
+	return nil
+}
+
+func endpointsForm(it any) *facts.SliceEndpoints {
+	if c, ok := it.(*cachedEndpoints); ok {
+		return &c.SliceEndpoints
+	}
+	return nil
+}
+
+// lookupService returns the cached Service named key, or nil.
+func lookupService(ctx context.Context, c cache.Cache, key types.NamespacedName) *cachedService {
+	st, err := store[corev1.Service](ctx, c)
+	if err != nil {
+		return nil
+	}
+	it, ok, err := st.GetByKey(key.Namespace + "/" + key.Name)
+	if err != nil || !ok {
+		return nil
+	}
+	svc, _ := it.(*cachedService)
+	return svc
 }
 
 // cachedGet returns the cached object of kind T named key as the
@@ -256,35 +288,42 @@ func stripManagedFields(obj any) (any, error) {
 // Service (10,000 Services are 30,000 cached objects).
 type trimmer struct{ in *interner }
 
-// service keeps what the plan and event recording read: type, class,
-// traffic policy, status and the pool annotation.
+// service reduces a Service to a cachedService.
 func (t trimmer) service(obj any) (any, error) {
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
 		return obj, nil
 	}
-	out := &corev1.Service{
-		TypeMeta: svc.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Name: svc.Name, Namespace: t.in.str(svc.Namespace), UID: svc.UID,
-			ResourceVersion: svc.ResourceVersion, DeletionTimestamp: svc.DeletionTimestamp,
-		},
-		Spec: corev1.ServiceSpec{
-			Type:                  svc.Spec.Type,
-			LoadBalancerClass:     svc.Spec.LoadBalancerClass,
-			ExternalTrafficPolicy: svc.Spec.ExternalTrafficPolicy,
-		},
-		Status: svc.Status,
-	}
-	// facts reads the first pool annotation set: keeping only that one
-	// lets Services of one pool share their annotations.
-	for _, k := range facts.PoolAnnotations {
-		if v := svc.Annotations[k]; v != "" {
-			out.Annotations = t.in.pair(k, v)
-			break
-		}
-	}
-	return out, nil
+	return &cachedService{resourceVersion: svc.ResourceVersion, Service: facts.ServiceOf(svc, t.in.str)}, nil
+}
+
+// cachedService is the speaker's cached form of a Service: what the plans
+// and the status writer read (facts.Service) and what the informer needs
+// to key it. The informer's transform (service) makes it; the cache client
+// cannot read it (it expects Services): see cachedAs and lookupService.
+type cachedService struct {
+	resourceVersion string
+	facts.Service
+}
+
+// GetObjectMeta gives the informer the Service's key and version.
+func (c *cachedService) GetObjectMeta() metav1.Object {
+	return &metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name, UID: c.UID, ResourceVersion: c.resourceVersion}
+}
+
+func (c *cachedService) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+func (c *cachedService) DeepCopyObject() runtime.Object {
+	out := *c
+	out.IPs = slices.Clone(c.IPs)
+	return &out
+}
+
+// reference is a Service naming this one at its cached version, for
+// events (whose reference carries the version, as it did when the cache
+// held whole Services).
+func (c *cachedService) reference() *corev1.Service {
+	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name, UID: c.UID, ResourceVersion: c.resourceVersion}}
 }
 
 // node keeps labels, the NetworkUnavailable condition and addresses.

@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"fmt"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -63,35 +64,51 @@ func TestTrimEndpointSlice(t *testing.T) {
 	}
 }
 
-func TestTrimServiceKeepsPoolAnnotationsOnly(t *testing.T) {
+// TestTrimService: the informer can key the cached form, it holds what
+// facts reads, namespaces and pool names are shared, and events get a
+// reference naming the Service.
+func TestTrimService(t *testing.T) {
 	trim := trimmer{in: newInterner()}
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", Annotations: map[string]string{
-			"portico.dev/address-pool":           "blue",
-			"portico.dev/ip-allocated-from-pool": fresh("blue"),
-			"kubectl.kubernetes.io/last-applied": "{...}",
-		}},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "web"}},
+	mk := func(name string) *corev1.Service {
+		return &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: fresh("ns"), Name: name, UID: "uid-" + types.UID(name), ResourceVersion: "7", Annotations: map[string]string{
+				"portico.dev/address-pool":           "blue",
+				"portico.dev/ip-allocated-from-pool": fresh(" blue "),
+				"kubectl.kubernetes.io/last-applied": "{...}",
+			}},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": name},
+				ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
+			Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "2001:db8::2"}, {IP: "192.0.2.1"}}}},
+		}
 	}
-	obj, _ := trim.service(svc)
-	out := obj.(*corev1.Service)
-	if want := map[string]string{"portico.dev/ip-allocated-from-pool": "blue"}; !reflect.DeepEqual(out.Annotations, want) {
-		t.Errorf("annotations %v, want %v", out.Annotations, want)
+	a, err := trim.service(mk("web"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if out.Spec.Selector != nil || out.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		t.Errorf("spec %+v", out.Spec)
+	b, _ := trim.service(mk("api"))
+	if key, err := toolscache.MetaNamespaceKeyFunc(a); err != nil || key != "ns/web" {
+		t.Errorf("key %q, %v; want ns/web", key, err)
 	}
-	other := svc.DeepCopy()
-	other.Annotations["metallb.io/ip-allocated-from-pool"] = "green" // facts reads Portico's first
-	obj, _ = trim.service(other)
-	if reflect.ValueOf(obj.(*corev1.Service).Annotations).UnsafePointer() != reflect.ValueOf(out.Annotations).UnsafePointer() {
-		t.Error("two Services of one pool do not share their annotations")
+	if acc, err := meta.Accessor(a); err != nil || acc.GetResourceVersion() != "7" || acc.GetUID() != "uid-web" {
+		t.Errorf("meta of %v: %v", acc, err)
 	}
-	metallb := svc.DeepCopy()
-	metallb.Annotations = map[string]string{"metallb.io/ip-allocated-from-pool": "green"}
-	obj, _ = trim.service(metallb)
-	if want := metallb.Annotations; !reflect.DeepEqual(obj.(*corev1.Service).Annotations, want) {
-		t.Errorf("annotations %v, want %v", obj.(*corev1.Service).Annotations, want)
+	ca, cb := a.(*cachedService), b.(*cachedService)
+	want := facts.Service{
+		NamespacedName: types.NamespacedName{Namespace: "ns", Name: "web"}, UID: "uid-web",
+		LoadBalancer: true, Local: true, PoolHint: "blue",
+		IPs: []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::2")},
+	}
+	if !reflect.DeepEqual(ca.Service, want) {
+		t.Errorf("cached %+v, want %+v", ca.Service, want)
+	}
+	if !sameMemory(ca.Namespace, cb.Namespace) || !sameMemory(ca.PoolHint, cb.PoolHint) {
+		t.Error("namespaces or pool names are not shared")
+	}
+	if ref := ca.reference(); ref.Name != "web" || ref.Namespace != "ns" || ref.UID != "uid-web" || ref.ResourceVersion != "7" {
+		t.Errorf("reference %+v", ref.ObjectMeta)
+	}
+	if cp := ca.DeepCopyObject().(*cachedService); !reflect.DeepEqual(cp, ca) || &cp.IPs[0] == &ca.IPs[0] {
+		t.Error("DeepCopyObject is not a deep copy")
 	}
 }
 

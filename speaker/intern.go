@@ -19,11 +19,10 @@ type interner struct {
 	mu    sync.Mutex
 	strs  map[string]string
 	lists map[string][]string
-	pairs map[[2]string]map[string]string
 }
 
 func newInterner() *interner {
-	return &interner{strs: map[string]string{}, lists: map[string][]string{}, pairs: map[[2]string]map[string]string{}}
+	return &interner{strs: map[string]string{}, lists: map[string][]string{}}
 }
 
 // str returns the shared copy of s.
@@ -68,19 +67,3 @@ func (in *interner) list(l []string) []string {
 	return out
 }
 
-// pair returns the shared one-entry map {k: v}: every Service allocated
-// from a pool carries the same pool annotation, and a Go map costs over
-// 300 bytes even with one entry. Nobody may write to it.
-func (in *interner) pair(k, v string) map[string]string {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	key := [2]string{k, v}
-	if m, ok := in.pairs[key]; ok {
-		return m
-	}
-	m := map[string]string{strings.Clone(k): strings.Clone(v)}
-	if len(in.pairs) < internLimit {
-		in.pairs[key] = m
-	}
-	return m
-}

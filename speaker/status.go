@@ -267,9 +267,9 @@ func (w *statusWriter) apply(ctx context.Context, key types.NamespacedName, entr
 		if empty {
 			return nil
 		}
-		var svc corev1.Service
-		if err := s.mgr.GetCache().Get(ctx, key, &svc); err != nil {
-			return fmt.Errorf("reading the Service: %w", err)
+		svc := lookupService(ctx, s.mgr.GetCache(), key)
+		if svc == nil {
+			return fmt.Errorf("the Service %s is not in the cache", key)
 		}
 		obj.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: svc.Name, UID: svc.UID}}
 		if err := c.Create(rctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -373,18 +373,18 @@ func (w *statusWriter) deleteStaleSpeakerStatuses(ctx context.Context) {
 
 // liveService returns the cached Service of sa and whether sa still
 // belongs to it. A nil Service means the cache has none.
-func (w *statusWriter) liveService(ctx context.Context, sa *porticov1.ServiceAnnouncement) (*corev1.Service, bool) {
-	svc, err := cachedGet[corev1.Service](ctx, w.s.mgr.GetCache(), client.ObjectKeyFromObject(sa))
-	if err != nil || svc == nil {
+func (w *statusWriter) liveService(ctx context.Context, sa *porticov1.ServiceAnnouncement) (*facts.Service, bool) {
+	c := lookupService(ctx, w.s.mgr.GetCache(), client.ObjectKeyFromObject(sa))
+	if c == nil {
 		return nil, false
 	}
-	return svc, belongs(sa, svc)
+	return &c.Service, belongs(sa, &c.Service)
 }
 
 // belongs reports whether sa describes svc: svc is a LoadBalancer and, when
 // sa names its owner, the same object (not a recreated one).
-func belongs(sa *porticov1.ServiceAnnouncement, svc *corev1.Service) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+func belongs(sa *porticov1.ServiceAnnouncement, svc *facts.Service) bool {
+	if !svc.LoadBalancer {
 		return false
 	}
 	for _, o := range sa.OwnerReferences {
@@ -396,12 +396,15 @@ func belongs(sa *porticov1.ServiceAnnouncement, svc *corev1.Service) bool {
 }
 
 // freshService reads sa's Service from the API server.
-func (w *statusWriter) freshService(ctx context.Context, sa *porticov1.ServiceAnnouncement) (*corev1.Service, error) {
+func (w *statusWriter) freshService(ctx context.Context, sa *porticov1.ServiceAnnouncement) (*facts.Service, error) {
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	var svc corev1.Service
-	err := w.s.mgr.GetAPIReader().Get(rctx, client.ObjectKeyFromObject(sa), &svc)
-	return &svc, err
+	if err := w.s.mgr.GetAPIReader().Get(rctx, client.ObjectKeyFromObject(sa), &svc); err != nil {
+		return nil, err
+	}
+	out := facts.ServiceOf(&svc, func(s string) string { return s })
+	return &out, nil
 }
 
 // confirmedGone asks the API server whether sa's Service is really gone or
@@ -432,10 +435,10 @@ func (w *statusWriter) deleteAnnouncement(ctx context.Context, sa *porticov1.Ser
 // entries of nodes that are not live members, with an update guarded by the
 // object's resourceVersion (the entries may belong to other field
 // managers, which an apply of ours cannot remove).
-func (w *statusWriter) prune(ctx context.Context, sa *porticov1.ServiceAnnouncement, svc *corev1.Service, members []string) {
+func (w *statusWriter) prune(ctx context.Context, sa *porticov1.ServiceAnnouncement, svc *facts.Service, members []string) {
 	// Runs for every ServiceAnnouncement in each of the deputy's passes:
 	// nothing is allocated unless there is something to remove.
-	ips := facts.ServiceIPs(svc)
+	ips := svc.IPs
 	staleIP := func(s string) bool {
 		ip, err := netip.ParseAddr(s)
 		return err != nil || !slices.Contains(ips, ip.Unmap())
@@ -450,7 +453,7 @@ func (w *statusWriter) prune(ctx context.Context, sa *porticov1.ServiceAnnouncem
 	// The cache may lag behind the Service: prune only what the API server
 	// confirms is gone.
 	if fresh, err := w.freshService(ctx, sa); err != nil || !belongs(sa, fresh) ||
-		!slices.Equal(facts.ServiceIPs(fresh), facts.ServiceIPs(svc)) {
+		!slices.Equal(fresh.IPs, svc.IPs) {
 		return
 	}
 	upd := sa.DeepCopy()
@@ -466,10 +469,11 @@ func (w *statusWriter) prune(ctx context.Context, sa *porticov1.ServiceAnnouncem
 // starts announcing, and for each IP that lost its announcer (deputy).
 func (w *statusWriter) eventOwnership(key types.NamespacedName, prev, now, stored []porticov1.L2Announcement) {
 	s := w.s
-	var svc corev1.Service
-	if err := s.mgr.GetCache().Get(context.Background(), key, &svc); err != nil {
+	cached := lookupService(context.Background(), s.mgr.GetCache(), key)
+	if cached == nil {
 		return
 	}
+	svc := cached.reference()
 	for _, e := range now {
 		if slices.ContainsFunc(prev, func(p porticov1.L2Announcement) bool { return reflect.DeepEqual(normEntry(p), normEntry(e)) }) {
 			continue
@@ -480,9 +484,9 @@ func (w *statusWriter) eventOwnership(key types.NamespacedName, prev, now, store
 			}) {
 				continue // already recorded before a restart
 			}
-			s.event(&svc, corev1.EventTypeNormal, "Announcing", "announcing %s from %s on %s", e.IP, e.Node, strings.Join(e.Interfaces, ", "))
+			s.event(svc, corev1.EventTypeNormal, "Announcing", "announcing %s from %s on %s", e.IP, e.Node, strings.Join(e.Interfaces, ", "))
 		} else {
-			s.event(&svc, corev1.EventTypeWarning, "NotAnnounced", "%s is not announced: %s", e.IP, e.Reason)
+			s.event(svc, corev1.EventTypeWarning, "NotAnnounced", "%s is not announced: %s", e.IP, e.Reason)
 		}
 	}
 }
@@ -491,15 +495,16 @@ func (w *statusWriter) eventOwnership(key types.NamespacedName, prev, now, store
 // announcing over BGP, or announces to other peers.
 func (w *statusWriter) eventBGP(key types.NamespacedName, prev, now []porticov1.BGPAnnouncement) {
 	s := w.s
-	var svc corev1.Service
-	if err := s.mgr.GetCache().Get(context.Background(), key, &svc); err != nil {
+	cached := lookupService(context.Background(), s.mgr.GetCache(), key)
+	if cached == nil {
 		return
 	}
+	svc := cached.reference()
 	for _, e := range now {
 		if slices.ContainsFunc(prev, func(p porticov1.BGPAnnouncement) bool { return p.IP == e.IP && slices.Equal(p.Peers, e.Peers) }) {
 			continue
 		}
-		s.event(&svc, corev1.EventTypeNormal, "AnnouncingBGP", "announcing %s over BGP from %s to %s", e.IP, e.Node, strings.Join(e.Peers, ", "))
+		s.event(svc, corev1.EventTypeNormal, "AnnouncingBGP", "announcing %s over BGP from %s to %s", e.IP, e.Node, strings.Join(e.Peers, ", "))
 	}
 }
 

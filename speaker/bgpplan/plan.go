@@ -100,8 +100,10 @@ func Compute(in Inputs) Plan {
 		return plan
 	}
 
-	type pathKey = netip.Prefix
-	paths := make(map[pathKey]*bgp.Path, len(in.IPs))
+	// plan.Paths[index[prefix]] is prefix's path: no object per prefix
+	// (this runs on every change, for every IP).
+	index := make(map[netip.Prefix]int, len(in.IPs))
+	plan.Paths = make([]bgp.Path, 0, len(in.IPs))
 	allSessions := sortedKeys(sessions)
 	problems := map[config.Problem]bool{}
 	ads := bgpAdvertisements(in.Config, local)
@@ -124,11 +126,13 @@ func Compute(in Inputs) Plan {
 			if len(peers) == 0 {
 				peers = allSessions
 			}
-			path := paths[prefix]
-			if path == nil {
-				path = &bgp.Path{Prefix: prefix}
-				paths[prefix] = path
+			i, ok := index[prefix]
+			if !ok {
+				i = len(plan.Paths)
+				index[prefix] = i
+				plan.Paths = append(plan.Paths, bgp.Path{Prefix: prefix})
 			}
+			path := &plan.Paths[i]
 			for _, name := range peers {
 				peer := sessions[name]
 				if peer == nil {
@@ -150,16 +154,14 @@ func Compute(in Inputs) Plan {
 		}
 		if len(ipPlan.Peers) > 0 {
 			ipPlan.Prefixes = sortedUnique(ipPlan.Prefixes, comparePrefix)
-			ipPlan.Peers = sortedUnique(ipPlan.Peers, strings.Compare)
+			ipPlan.Peers = shared(sortedUnique(ipPlan.Peers, strings.Compare), allSessions)
 			plan.IPs = append(plan.IPs, ipPlan)
 		}
 	}
-	plan.Paths = make([]bgp.Path, 0, len(paths))
-	for _, p := range paths {
-		p.Peers = sortedUnique(p.Peers, strings.Compare)
-		if len(p.Peers) > 0 {
-			plan.Paths = append(plan.Paths, *p)
-		}
+	plan.Paths = slices.DeleteFunc(plan.Paths, func(p bgp.Path) bool { return len(p.Peers) == 0 })
+	for i := range plan.Paths {
+		p := &plan.Paths[i]
+		p.Peers = shared(sortedUnique(p.Peers, strings.Compare), allSessions)
 	}
 	slices.SortFunc(plan.Paths, func(a, b bgp.Path) int { return comparePrefix(a.Prefix, b.Prefix) })
 	for p := range problems {
@@ -258,6 +260,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// shared returns all when peers names every session, so that the plan's
+// paths and IPs (one each per Service) share one list in the common case.
+// Plans are read only.
+func shared(peers, all []string) []string {
+	if slices.Equal(peers, all) {
+		return all
+	}
+	return peers
 }
 
 func sortedUnique[T comparable](in []T, compare func(a, b T) int) []T {

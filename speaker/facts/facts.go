@@ -41,9 +41,10 @@ type Objects struct {
 	LocalNode string
 	// LBClass is the loadBalancerClass this speaker serves; "" serves
 	// Services without a class.
-	LBClass  string
-	Config   *config.Config
-	Services []*corev1.Service
+	LBClass string
+	Config  *config.Config
+	// Services are the Services as ServiceOf reduces them.
+	Services []*Service
 	// Endpoints are the EndpointSlices as EndpointsOf reduces them.
 	Endpoints []*SliceEndpoints
 	Nodes     []*corev1.Node
@@ -179,16 +180,63 @@ func poolFor(pools []config.Pool, ip netip.Addr, hint string) string {
 	return first
 }
 
-// Serves reports whether a speaker with class lbClass handles svc.
-func Serves(svc *corev1.Service, lbClass string) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.DeletionTimestamp != nil {
-		return false
+// Service is what the plans and the speaker's status read of a Service.
+// The speaker caches Services in this form (about 250 bytes, where a
+// trimmed corev1.Service took over 750: one is cached per Service).
+type Service struct {
+	types.NamespacedName
+	UID types.UID
+	// LoadBalancer: spec.type is LoadBalancer.
+	LoadBalancer bool
+	// Deleting: the Service has a deletionTimestamp.
+	Deleting bool
+	// Class is spec.loadBalancerClass; "" when unset.
+	Class string
+	// Local: externalTrafficPolicy is Local.
+	Local bool
+	// PoolHint is the first of PoolAnnotations set, trimmed.
+	PoolHint string
+	// IPs are ServiceIPs of the Service.
+	IPs []netip.Addr
+}
+
+// ServiceOf reduces svc to what the plans read. share returns the string
+// to keep for a namespace or pool name (the speaker shares one copy).
+func ServiceOf(svc *corev1.Service, share func(string) string) Service {
+	out := Service{
+		NamespacedName: types.NamespacedName{Namespace: share(svc.Namespace), Name: svc.Name},
+		UID:            svc.UID,
+		LoadBalancer:   svc.Spec.Type == corev1.ServiceTypeLoadBalancer,
+		Deleting:       svc.DeletionTimestamp != nil,
+		Local:          svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+		IPs:            ServiceIPs(svc),
 	}
-	class := ""
 	if svc.Spec.LoadBalancerClass != nil {
-		class = *svc.Spec.LoadBalancerClass
+		out.Class = share(*svc.Spec.LoadBalancerClass)
 	}
-	return class == lbClass
+	for _, a := range PoolAnnotations {
+		if v := svc.Annotations[a]; v != "" {
+			out.PoolHint = share(strings.TrimSpace(v))
+			break
+		}
+	}
+	return out
+}
+
+// ServicesOf is ServiceOf for each Service, keeping strings as they are:
+// for callers holding whole Services.
+func ServicesOf(in []*corev1.Service) []*Service {
+	out := make([]*Service, 0, len(in))
+	for _, svc := range in {
+		s := ServiceOf(svc, func(s string) string { return s })
+		out = append(out, &s)
+	}
+	return out
+}
+
+// Serves reports whether a speaker with class lbClass handles svc.
+func (svc *Service) Serves(lbClass string) bool {
+	return svc.LoadBalancer && !svc.Deleting && svc.Class == lbClass
 }
 
 // ServiceIPs returns the valid IPs in svc's load-balancer status, sorted and
@@ -207,7 +255,7 @@ func ServiceIPs(svc *corev1.Service) []netip.Addr {
 func groupIPs(o Objects, pools []config.Pool) []IP {
 	endpoints := readyEndpointNodes(o.Endpoints)
 	services := slices.Clone(o.Services)
-	slices.SortFunc(services, func(a, b *corev1.Service) int {
+	slices.SortFunc(services, func(a, b *Service) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	// out[index[addr]] is addr's IP and hints[index[addr]] the pool
@@ -217,31 +265,23 @@ func groupIPs(o Objects, pools []config.Pool) []IP {
 	out := make([]IP, 0, len(services))
 	hints := make([]string, 0, len(services))
 	for _, svc := range services {
-		if !Serves(svc, o.LBClass) {
+		if !svc.Serves(o.LBClass) {
 			continue
 		}
-		key := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
-		local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
-		hint := ""
-		for _, a := range PoolAnnotations {
-			if v := svc.Annotations[a]; v != "" {
-				hint = strings.TrimSpace(v)
-				break
-			}
-		}
-		for _, addr := range ServiceIPs(svc) {
+		key := svc.NamespacedName
+		for _, addr := range svc.IPs {
 			i, ok := index[addr]
 			if !ok {
 				i = len(out)
 				index[addr] = i
 				out = append(out, IP{Addr: addr, Local: true})
-				hints = append(hints, hint)
+				hints = append(hints, svc.PoolHint)
 			}
 			ip := &out[i]
 			ip.Services = append(ip.Services, key)
 			// A shared IP is Local only when every sharer is; the
 			// endpoints of all sharers count.
-			ip.Local = ip.Local && local
+			ip.Local = ip.Local && svc.Local
 			ip.EndpointNodes = append(ip.EndpointNodes, endpoints[key]...)
 		}
 	}

@@ -35,13 +35,13 @@ func TestGather(t *testing.T) {
 	classed.Spec.LoadBalancerClass = new("example.com/other")
 	o := Objects{
 		LocalNode: "node1", Config: cfg,
-		Services: []*corev1.Service{
+		Services: ServicesOf([]*corev1.Service{
 			svc("shared-b", false, nil, "198.51.100.200"),
 			svc("shared-a", true, nil, "198.51.100.200"),
 			svc("pinned", true, map[string]string{"portico.dev/ip-allocated-from-pool": "a-newer"}, "198.51.100.201"),
 			svc("nowhere", false, nil, "203.0.113.9", "bogus"),
 			classed,
-		},
+		}),
 		Endpoints: EndpointsOfAll([]*discoveryv1.EndpointSlice{{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "pinned-1", Labels: map[string]string{discoveryv1.LabelServiceName: "pinned"}},
 			Endpoints:  []discoveryv1.Endpoint{{NodeName: &node2}, {NodeName: new("node3"), Conditions: discoveryv1.EndpointConditions{Ready: &notReady}}},
@@ -115,5 +115,33 @@ func TestEndpointsOf(t *testing.T) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestServiceServes(t *testing.T) {
+	now := metav1.Now()
+	classed := svc("classed", false, nil)
+	classed.Spec.LoadBalancerClass = new("example.com/other")
+	deleting := svc("deleting", false, nil)
+	deleting.DeletionTimestamp = &now
+	nodePort := svc("nodeport", false, nil)
+	nodePort.Spec.Type = corev1.ServiceTypeNodePort
+	tests := []struct {
+		svc   *corev1.Service
+		class string
+		want  bool
+	}{
+		{svc("plain", false, nil), "", true},
+		{svc("plain", false, nil), "example.com/other", false},
+		{classed, "example.com/other", true},
+		{classed, "", false},
+		{deleting, "", false},
+		{nodePort, "", false},
+	}
+	for _, tt := range tests {
+		s := ServiceOf(tt.svc, func(s string) string { return s })
+		if got := s.Serves(tt.class); got != tt.want {
+			t.Errorf("%s served by class %q: %v, want %v", tt.svc.Name, tt.class, got, tt.want)
+		}
 	}
 }
