@@ -66,4 +66,3 @@ func (in *interner) list(l []string) []string {
 	}
 	return out
 }
-

@@ -29,7 +29,7 @@ func BenchmarkGatherAndCompute10000(b *testing.B) {
 		})
 	}
 	cfg := (&config.Builder{}).Build(config.Inputs{Pools: w.pools, BGPAdvertisements: w.ads, BGPPeers: w.peers})
-	objs := facts.Objects{LocalNode: "node1", Config: cfg, Services: facts.ServicesOf(w.services), Endpoints: facts.EndpointsOfAll(w.slices), Nodes: w.nodes}
+	objs := facts.Objects{LocalNode: "node1", Config: cfg, Services: facts.Reduce(w.services, facts.ServiceOf), Endpoints: facts.Reduce(w.slices, facts.EndpointsOf), Nodes: w.nodes}
 	if p := Compute(Inputs{Facts: facts.Gather(objs), LocalAddresses: w.addrs}); len(p.Paths) < 7500 {
 		b.Fatalf("%d paths planned", len(p.Paths))
 	}

@@ -57,7 +57,7 @@ func (w *world) service(name string, local bool, ips ...string) *corev1.Service 
 
 func (w *world) plan(node string) Plan {
 	cfg := (&config.Builder{}).Build(config.Inputs{Pools: w.pools, BGPAdvertisements: w.ads, BGPPeers: w.peers, Communities: w.comms})
-	f := facts.Gather(facts.Objects{LocalNode: node, Config: cfg, Services: facts.ServicesOf(w.services), Endpoints: facts.EndpointsOfAll(w.slices), Nodes: w.nodes})
+	f := facts.Gather(facts.Objects{LocalNode: node, Config: cfg, Services: facts.Reduce(w.services, facts.ServiceOf), Endpoints: facts.Reduce(w.slices, facts.EndpointsOf), Nodes: w.nodes})
 	return Compute(Inputs{Facts: f, LocalAddresses: w.addrs})
 }
 

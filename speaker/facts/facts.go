@@ -43,7 +43,7 @@ type Objects struct {
 	// Services without a class.
 	LBClass string
 	Config  *config.Config
-	// Services are the Services as ServiceOf reduces them.
+	// Services are the Services as ServiceOf reduces them (see Reduce).
 	Services []*Service
 	// Endpoints are the EndpointSlices as EndpointsOf reduces them.
 	Endpoints []*SliceEndpoints
@@ -223,13 +223,13 @@ func ServiceOf(svc *corev1.Service, share func(string) string) Service {
 	return out
 }
 
-// ServicesOf is ServiceOf for each Service, keeping strings as they are:
-// for callers holding whole Services.
-func ServicesOf(in []*corev1.Service) []*Service {
-	out := make([]*Service, 0, len(in))
-	for _, svc := range in {
-		s := ServiceOf(svc, func(s string) string { return s })
-		out = append(out, &s)
+// Reduce applies reduce (ServiceOf, EndpointsOf) to each object, keeping
+// strings as they are: for callers holding whole objects.
+func Reduce[O, F any](in []*O, reduce func(*O, func(string) string) F) []*F {
+	out := make([]*F, 0, len(in))
+	for _, o := range in {
+		f := reduce(o, func(s string) string { return s })
+		out = append(out, &f)
 	}
 	return out
 }
@@ -308,17 +308,6 @@ func readyEndpointNodes(in []*SliceEndpoints) map[types.NamespacedName][]string 
 		} else {
 			out[e.Service] = slices.Clip(e.Nodes) // appending copies: e is the cache's
 		}
-	}
-	return out
-}
-
-// EndpointsOfAll is EndpointsOf for each slice, keeping node names as they
-// are: for callers holding whole EndpointSlices.
-func EndpointsOfAll(in []*discoveryv1.EndpointSlice) []*SliceEndpoints {
-	out := make([]*SliceEndpoints, 0, len(in))
-	for _, es := range in {
-		e := EndpointsOf(es, func(s string) string { return s })
-		out = append(out, &e)
 	}
 	return out
 }

@@ -35,17 +35,17 @@ func TestGather(t *testing.T) {
 	classed.Spec.LoadBalancerClass = new("example.com/other")
 	o := Objects{
 		LocalNode: "node1", Config: cfg,
-		Services: ServicesOf([]*corev1.Service{
+		Services: Reduce([]*corev1.Service{
 			svc("shared-b", false, nil, "198.51.100.200"),
 			svc("shared-a", true, nil, "198.51.100.200"),
 			svc("pinned", true, map[string]string{"portico.dev/ip-allocated-from-pool": "a-newer"}, "198.51.100.201"),
 			svc("nowhere", false, nil, "203.0.113.9", "bogus"),
 			classed,
-		}),
-		Endpoints: EndpointsOfAll([]*discoveryv1.EndpointSlice{{
+		}, ServiceOf),
+		Endpoints: Reduce([]*discoveryv1.EndpointSlice{{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "pinned-1", Labels: map[string]string{discoveryv1.LabelServiceName: "pinned"}},
 			Endpoints:  []discoveryv1.Endpoint{{NodeName: &node2}, {NodeName: new("node3"), Conditions: discoveryv1.EndpointConditions{Ready: &notReady}}},
-		}}),
+		}}, EndpointsOf),
 		Nodes: []*corev1.Node{
 			{ObjectMeta: metav1.ObjectMeta{Name: "node2", Labels: map[string]string{ExcludeLabel: ""}}},
 			{ObjectMeta: metav1.ObjectMeta{Name: "node1"}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionTrue}}}},

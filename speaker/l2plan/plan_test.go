@@ -47,7 +47,7 @@ func compute(w world) Plan {
 		ci.L2Advertisements = append(ci.L2Advertisements, *a)
 	}
 	f := facts.Gather(facts.Objects{LocalNode: w.LocalNode, LBClass: w.LBClass, Config: (&config.Builder{}).Build(ci),
-		Services: facts.ServicesOf(w.Services), Endpoints: facts.EndpointsOfAll(w.EndpointSlices), Nodes: w.Nodes})
+		Services: facts.Reduce(w.Services, facts.ServiceOf), Endpoints: facts.Reduce(w.EndpointSlices, facts.EndpointsOf), Nodes: w.Nodes})
 	return Compute(Inputs{Facts: f, LocalInterfaces: w.LocalInterfaces, LocalLinks: w.LocalLinks, Members: w.Members})
 }
 
@@ -420,7 +420,7 @@ func TestPoolTurnedBadKeepsItsIPsAnnounced(t *testing.T) {
 		for _, a := range in.L2Advertisements {
 			ci.L2Advertisements = append(ci.L2Advertisements, *a)
 		}
-		f := facts.Gather(facts.Objects{LocalNode: in.LocalNode, Config: b.Build(ci), Services: facts.ServicesOf(in.Services), Nodes: in.Nodes})
+		f := facts.Gather(facts.Objects{LocalNode: in.LocalNode, Config: b.Build(ci), Services: facts.Reduce(in.Services, facts.ServiceOf), Nodes: in.Nodes})
 		return Compute(Inputs{Facts: f, LocalInterfaces: in.LocalInterfaces, LocalLinks: in.LocalLinks, Members: in.Members})
 	}
 	in.Pools[0].UID, in.Pools[0].Generation = "uid-1", 1
