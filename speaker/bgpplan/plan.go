@@ -105,6 +105,8 @@ func Compute(in Inputs) Plan {
 	index := make(map[netip.Prefix]int, len(in.IPs))
 	plan.Paths = make([]bgp.Path, 0, len(in.IPs))
 	allSessions := sortedKeys(sessions)
+	plan.IPs = make([]IPPlan, 0, len(in.IPs))
+	nextHops := nextHopMemo{}
 	problems := map[config.Problem]bool{}
 	ads := bgpAdvertisements(in.Config, local)
 	for _, ip := range in.IPs {
@@ -139,7 +141,7 @@ func Compute(in Inputs) Plan {
 					continue // the peer does not select this node
 				}
 				if peer.Address.Is4() != prefix.Addr().Is4() && !path.NextHop.IsValid() {
-					nh, ok := nextHop(in.LocalAddresses, peer.Address, prefix.Addr().Is4())
+					nh, ok := nextHops.get(in.LocalAddresses, peer.Address, prefix.Addr().Is4())
 					if !ok {
 						problems[noNextHop(in.LocalNode, peer, prefix, ad.Name)] = true
 						continue
@@ -164,6 +166,8 @@ func Compute(in Inputs) Plan {
 		p.Peers = shared(sortedUnique(p.Peers, strings.Compare), allSessions)
 	}
 	slices.SortFunc(plan.Paths, func(a, b bgp.Path) int { return comparePrefix(a.Prefix, b.Prefix) })
+	// Both were sized for every IP; the plan is kept until the next one.
+	plan.Paths, plan.IPs = fitted(plan.Paths), fitted(plan.IPs)
 	for p := range problems {
 		plan.Problems = append(plan.Problems, p)
 	}
@@ -217,6 +221,25 @@ func mergeAttributes(p *bgp.Path, s *config.BGPSettings, sessions map[string]*co
 // facing peer (the one with an address in the same subnet as peer), or, when
 // no interface faces it, the first global unicast address of that family by
 // interface name.
+// nextHopMemo remembers nextHop's answers within one Compute: it is asked
+// once per path, with the same few questions.
+type nextHopMemo map[nextHopQuestion]netip.Addr
+
+type nextHopQuestion struct {
+	peer  netip.Addr
+	want4 bool
+}
+
+func (m nextHopMemo) get(addrs map[string][]netip.Prefix, peer netip.Addr, want4 bool) (netip.Addr, bool) {
+	q := nextHopQuestion{peer, want4}
+	if a, ok := m[q]; ok {
+		return a, a.IsValid()
+	}
+	a, _ := nextHop(addrs, peer, want4)
+	m[q] = a
+	return a, a.IsValid()
+}
+
 func nextHop(addrs map[string][]netip.Prefix, peer netip.Addr, want4 bool) (netip.Addr, bool) {
 	names := sortedKeys(addrs)
 	pick := func(name string) (netip.Addr, bool) {
@@ -260,6 +283,15 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// fitted returns s, or a copy of it without the unused capacity when
+// that is over half.
+func fitted[E any](s []E) []E {
+	if len(s) < cap(s)/2 {
+		return slices.Clone(s)
+	}
+	return s
 }
 
 // shared returns all when peers names every session, so that the plan's
