@@ -615,6 +615,12 @@ func TestLabBFDDownBeforeBGP(t *testing.T) {
 		r := l.FRR
 		r.configure(t, "bfd", bfdPeer[0], "shutdown")
 		waitFor(t, 10*time.Second, "BFD to be Down", func() bool { return session(t, a, peer.Name).BFDState == "Down" })
+		// The announcer drops the queued reset flushAfter after BFD went
+		// down. A session established before that is still ended once (a
+		// known window, see doc.go); the guarantee tested here is for the
+		// sessions after it. Without this wait the router, quick on an idle
+		// machine, established one 0.4 s after BFD went down.
+		time.Sleep(4 * flushAfter)
 		r.configure(t, "bfd", bfdPeer[0], "no shutdown")
 		r.configure(t, "router bgp 64500", "no neighbor "+nodeV4.String()+" shutdown")
 		s := waitState(t, a, peer.Name, "Established", 60*time.Second)
@@ -625,10 +631,9 @@ func TestLabBFDDownBeforeBGP(t *testing.T) {
 		if now := session(t, a, peer.Name); now.State != "Established" || !now.Since.Equal(s.Since) {
 			t.Errorf("session after 3 s: %+v, want it established since %s", now, s.Since)
 		}
-		// The neighbour is re-added 500 ms after BFD went down; when BGP
-		// comes up within that time the first session is reset by the
-		// re-add (seen on an idle machine), so the router may count two.
-		// What matters is above: the session that stands stays up.
+		// The router counts one session, or two if the re-add came late
+		// on a loaded machine and reset the first one; what matters is
+		// above: the session that stands stays up.
 		if n := r.neighbors(t)[nodeV4.String()]; n.ConnectionsEstablished > 2 {
 			t.Errorf("router's session: %+v, want it established at most twice", n)
 		}

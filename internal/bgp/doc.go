@@ -62,7 +62,10 @@
 //   - When BFD goes down, gobgp resets the session by queueing a NOTIFICATION
 //     that only an Established session sends: if the session was not
 //     Established, it ends the next session the moment that comes up. The
-//     announcer re-adds the gobgp neighbour in that case, which drops it.
+//     announcer re-adds the gobgp neighbour in that case, which drops it,
+//     500 ms after BFD went down (flushAfter): a session established
+//     within that time is still ended once, and comes back after the idle
+//     hold time.
 //
 // # BFD against FRR (bfdd 8.4)
 //
