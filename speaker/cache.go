@@ -174,18 +174,10 @@ func cached[T any, PT interface {
 	*T
 	client.Object
 }](ctx context.Context, c cache.Cache) ([]*T, error) {
-	st, err := store[T, PT](ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	items := st.List()
-	out := make([]*T, 0, len(items))
-	for _, it := range items {
-		if o, ok := it.(PT); ok {
-			out = append(out, (*T)(o))
-		}
-	}
-	return out, nil
+	return cachedAs[T, T, PT](ctx, c, func(it any) *T {
+		o, _ := it.(PT)
+		return (*T)(o)
+	})
 }
 
 // cachedAs returns the cached objects of kind T in the form F the
@@ -225,12 +217,8 @@ func endpointsForm(it any) *facts.SliceEndpoints {
 
 // lookupService returns the cached Service named key, or nil.
 func lookupService(ctx context.Context, c cache.Cache, key types.NamespacedName) *cachedService {
-	st, err := store[corev1.Service](ctx, c)
+	it, err := cachedItem[corev1.Service](ctx, c, key)
 	if err != nil {
-		return nil
-	}
-	it, ok, err := st.GetByKey(key.Namespace + "/" + key.Name)
-	if err != nil || !ok {
 		return nil
 	}
 	svc, _ := it.(*cachedService)
@@ -245,6 +233,17 @@ func cachedGet[T any, PT interface {
 	*T
 	client.Object
 }](ctx context.Context, c cache.Cache, key types.NamespacedName) (*T, error) {
+	it, err := cachedItem[T, PT](ctx, c, key)
+	o, _ := it.(PT)
+	return (*T)(o), err
+}
+
+// cachedItem returns what the informer of kind T stores under key, in
+// whatever form its transform left it; nil when nothing is stored.
+func cachedItem[T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, c cache.Cache, key types.NamespacedName) (any, error) {
 	st, err := store[T, PT](ctx, c)
 	if err != nil {
 		return nil, err
@@ -253,12 +252,8 @@ func cachedGet[T any, PT interface {
 	if key.Namespace != "" {
 		k = key.Namespace + "/" + key.Name
 	}
-	it, ok, err := st.GetByKey(k)
-	if err != nil || !ok {
-		return nil, err
-	}
-	o, _ := it.(PT)
-	return (*T)(o), nil
+	it, _, err := st.GetByKey(k)
+	return it, err
 }
 
 func store[T any, PT interface {
@@ -308,7 +303,12 @@ type cachedService struct {
 
 // GetObjectMeta gives the informer the Service's key and version.
 func (c *cachedService) GetObjectMeta() metav1.Object {
-	return &metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name, UID: c.UID, ResourceVersion: c.resourceVersion}
+	m := c.meta()
+	return &m
+}
+
+func (c *cachedService) meta() metav1.ObjectMeta {
+	return metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name, UID: c.UID, ResourceVersion: c.resourceVersion}
 }
 
 func (c *cachedService) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
@@ -323,7 +323,7 @@ func (c *cachedService) DeepCopyObject() runtime.Object {
 // events (whose reference carries the version, as it did when the cache
 // held whole Services).
 func (c *cachedService) reference() *corev1.Service {
-	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name, UID: c.UID, ResourceVersion: c.resourceVersion}}
+	return &corev1.Service{ObjectMeta: c.meta()}
 }
 
 // node keeps labels, the NetworkUnavailable condition and addresses.
@@ -362,7 +362,7 @@ func (t trimmer) endpointSlice(obj any) (any, error) {
 
 // cachedEndpoints is the speaker's cached form of an EndpointSlice: what
 // the plans read (facts.SliceEndpoints) and what the informer needs to key
-// it. The informer's transform (endpointSlice) makes it; only cached reads
+// it. The informer's transform (endpointSlice) makes it; cachedAs reads
 // it, and the cache client cannot (it expects EndpointSlices).
 type cachedEndpoints struct {
 	namespace, name, resourceVersion string

@@ -217,10 +217,6 @@ func mergeAttributes(p *bgp.Path, s *config.BGPSettings, sessions map[string]*co
 	}
 }
 
-// nextHop returns this node's address of the wanted family on the interface
-// facing peer (the one with an address in the same subnet as peer), or, when
-// no interface faces it, the first global unicast address of that family by
-// interface name.
 // nextHopMemo remembers nextHop's answers within one Compute: it is asked
 // once per path, with the same few questions.
 type nextHopMemo map[nextHopQuestion]netip.Addr
@@ -240,6 +236,10 @@ func (m nextHopMemo) get(addrs map[string][]netip.Prefix, peer netip.Addr, want4
 	return a, a.IsValid()
 }
 
+// nextHop returns this node's address of the wanted family on the interface
+// facing peer (the one with an address in the same subnet as peer), or, when
+// no interface faces it, the first global unicast address of that family by
+// interface name.
 func nextHop(addrs map[string][]netip.Prefix, peer netip.Addr, want4 bool) (netip.Addr, bool) {
 	names := sortedKeys(addrs)
 	pick := func(name string) (netip.Addr, bool) {

@@ -196,7 +196,7 @@ type Service struct {
 	Local bool
 	// PoolHint is the first of PoolAnnotations set, trimmed.
 	PoolHint string
-	// IPs are ServiceIPs of the Service.
+	// IPs are serviceIPs of the Service.
 	IPs []netip.Addr
 }
 
@@ -209,7 +209,7 @@ func ServiceOf(svc *corev1.Service, share func(string) string) Service {
 		LoadBalancer:   svc.Spec.Type == corev1.ServiceTypeLoadBalancer,
 		Deleting:       svc.DeletionTimestamp != nil,
 		Local:          svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
-		IPs:            ServiceIPs(svc),
+		IPs:            serviceIPs(svc),
 	}
 	if svc.Spec.LoadBalancerClass != nil {
 		out.Class = share(*svc.Spec.LoadBalancerClass)
@@ -239,9 +239,9 @@ func (svc *Service) Serves(lbClass string) bool {
 	return svc.LoadBalancer && !svc.Deleting && svc.Class == lbClass
 }
 
-// ServiceIPs returns the valid IPs in svc's load-balancer status, sorted and
+// serviceIPs returns the valid IPs in svc's load-balancer status, sorted and
 // deduplicated.
-func ServiceIPs(svc *corev1.Service) []netip.Addr {
+func serviceIPs(svc *corev1.Service) []netip.Addr {
 	var out []netip.Addr
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
 		if ip, err := netip.ParseAddr(ing.IP); err == nil && ip.Zone() == "" {
